@@ -1,0 +1,5 @@
+"""Allow ``python -m ackchat``."""
+
+from ackchat.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,151 @@
+"""Who is connected, who was: naming, slots and the bounded cache of sessions.
+
+The registry is plain Python without I/O or clocks (callers pass the time in), so it
+can be tested directly and replaced by another backend, such as a shared one for a
+cluster, that keeps the same :class:`Registry` interface.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+
+class DisconnectReason(StrEnum):
+    """Why a session ended; kept in its cache entry and shown by ``status``."""
+
+    EXIT = "exit"
+    CLOSED_BY_PEER = "closed by peer"
+    RESET = "reset"
+    IDLE_TIMEOUT = "idle timeout"
+    SLOW_CONSUMER = "slow consumer"
+    SERVER_SHUTDOWN = "server shutdown"
+    CONNECTION_ERROR = "connection error"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """One client's session: its name, its peer address and when it began and ended."""
+
+    number: int
+    name: str
+    address: str
+    connected_at: float
+    disconnected_at: float | None = None
+    reason: DisconnectReason | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusSnapshot:
+    """What ``status`` shows: sessions in connection order, and the totals."""
+
+    sessions: list[SessionRecord]
+    connected: int
+    max_clients: int
+    seen: int
+    rejected: int
+    dropped: int
+    hidden: int
+
+
+class Registry(Protocol):
+    """The interface every registry backend provides to the server."""
+
+    @property
+    def max_clients(self) -> int:
+        """How many clients may be connected at once."""
+
+    @max_clients.setter
+    def max_clients(self, value: int) -> None: ...
+
+    @property
+    def connected_count(self) -> int:
+        """How many clients are connected now."""
+
+    def admit(self, address: str, now: float) -> SessionRecord | None:
+        """Name and register a new client, or count a rejection and return None if full."""
+
+    def depart(self, name: str, reason: DisconnectReason, now: float) -> SessionRecord:
+        """Record that a connected client left; returns its final record."""
+
+    def snapshot(self, recent_limit: int | None) -> StatusSnapshot:
+        """All connected sessions and up to ``recent_limit`` most recent departed ones."""
+
+
+def client_name(number: int) -> str:
+    """The assigned name for the ``number``-th client: Client01, Client02, …, Client100."""
+    return f"Client{number:02d}"
+
+
+class MemoryRegistry:
+    """The in-memory registry: the default backend, reset when the server restarts."""
+
+    def __init__(self, max_clients: int, history_limit: int) -> None:
+        if history_limit < 0:
+            raise ValueError("history_limit must not be negative")
+        self.max_clients = max_clients
+        self._connected: dict[str, SessionRecord] = {}
+        # Departed sessions, oldest first; a full deque drops its oldest on append.
+        self._departed: deque[SessionRecord] = deque(maxlen=history_limit)
+        self._last_number = 0
+        self._rejected = 0
+        self._dropped = 0
+
+    @property
+    def max_clients(self) -> int:
+        return self._max_clients
+
+    @max_clients.setter
+    def max_clients(self, value: int) -> None:
+        if value < 1:
+            raise ValueError("max_clients must be a positive integer")
+        self._max_clients = value
+
+    @property
+    def connected_count(self) -> int:
+        return len(self._connected)
+
+    def admit(self, address: str, now: float) -> SessionRecord | None:
+        if len(self._connected) >= self._max_clients:
+            self._rejected += 1
+            return None
+        self._last_number += 1
+        record = SessionRecord(
+            self._last_number, client_name(self._last_number), address, connected_at=now
+        )
+        self._connected[record.name] = record
+        return record
+
+    def depart(self, name: str, reason: DisconnectReason, now: float) -> SessionRecord:
+        record = self._connected.pop(name)
+        ended = SessionRecord(
+            record.number, record.name, record.address, record.connected_at, now, reason
+        )
+        if len(self._departed) == self._departed.maxlen:
+            self._dropped += 1
+        self._departed.append(ended)
+        return ended
+
+    def snapshot(self, recent_limit: int | None) -> StatusSnapshot:
+        departed = list(self._departed)
+        hidden = 0
+        if recent_limit is not None and len(departed) > recent_limit:
+            hidden = len(departed) - recent_limit
+            departed = departed[hidden:]
+        sessions = departed + list(self._connected.values())
+        sessions.sort(key=_by_number)
+        return StatusSnapshot(
+            sessions=sessions,
+            connected=len(self._connected),
+            max_clients=self._max_clients,
+            seen=self._last_number,
+            rejected=self._rejected,
+            dropped=self._dropped,
+            hidden=hidden,
+        )
+
+
+def _by_number(record: SessionRecord) -> int:
+    return record.number

@@ -1,0 +1,291 @@
+"""Settings for the server and the client, from flags, environment and a TOML file.
+
+Each setting is a field of a frozen dataclass whose metadata holds its help text and
+its parser. One value is chosen per setting by precedence: command-line flag, then the
+``ACKCHAT_<NAME>`` environment variable, then the config file (``--config`` or
+``ACKCHAT_CONFIG``; its ``[serve]`` or ``[connect]`` table), then the default. Every
+value is validated the same way wherever it came from, and a bad one is reported with
+its source.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+ENV_PREFIX = "ACKCHAT_"
+CONFIG_ENV = "ACKCHAT_CONFIG"
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOOPS = ("auto", "uvloop", "asyncio")
+
+
+class SettingsError(Exception):
+    """A setting has a value that cannot be used; the message says which and where from."""
+
+
+def _parse_int(value: object, minimum: int, what: str) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"must be {what}")
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str):
+        try:
+            number = int(value.strip().replace("_", ""))
+        except ValueError:
+            raise ValueError(f"must be {what}") from None
+    else:
+        raise ValueError(f"must be {what}")
+    if number < minimum:
+        raise ValueError(f"must be {what}")
+    return number
+
+
+def positive_int(value: object) -> int:
+    """A whole number of at least 1."""
+    return _parse_int(value, 1, "a positive integer")
+
+
+def non_negative_int(value: object) -> int:
+    """A whole number of at least 0."""
+    return _parse_int(value, 0, "an integer of 0 or more")
+
+
+def port_number(value: object) -> int:
+    """A TCP port; 0 asks the system for a free one."""
+    port = _parse_int(value, 0, "a port number from 0 to 65535")
+    if port > 65535:
+        raise ValueError("must be a port number from 0 to 65535")
+    return port
+
+
+def seconds(value: object) -> float:
+    """A duration in seconds, 0 or more (where documented, 0 turns the feature off)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError("must be a number of seconds")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError("must be a number of seconds") from None
+    if not number >= 0 or number == float("inf"):
+        raise ValueError("must be a number of seconds, 0 or more")
+    return number
+
+
+def boolean(value: object) -> bool:
+    """true/false, yes/no, on/off or 1/0."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
+def host_name(value: object) -> str:
+    """A host name or IP address, without brackets or port."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("must be a host name or IP address")
+    text = value.strip()
+    if any(character.isspace() for character in text) or "/" in text:
+        raise ValueError("must be a host name or IP address")
+    if ":" in text:
+        try:
+            ipaddress.IPv6Address(text)
+        except ValueError:
+            raise ValueError("must be a host name or IP address, without a port") from None
+    return text
+
+
+def choice(*allowed: str) -> Callable[[object], str]:
+    """One of a few words."""
+
+    def parse(value: object) -> str:
+        text = str(value).strip().lower()
+        if text not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return text
+
+    return parse
+
+
+def option(default: Any, parse: Callable[[object], Any], help: str) -> Any:
+    """A settings field: its default, the parser that validates it, and its help text."""
+    return field(default=default, metadata={"parse": parse, "help": help})
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Everything ``ackchat serve`` can be told."""
+
+    host: str = option(
+        "127.0.0.1", host_name, "address to listen on; 0.0.0.0 or :: serves a network"
+    )
+    port: int = option(1234, port_number, "TCP port to listen on")
+    max_clients: int = option(3, positive_int, "most clients connected at once")
+    max_line_bytes: int = option(
+        65536, positive_int, "longest line accepted, in bytes; longer ones get an error"
+    )
+    max_output_bytes: int = option(
+        1048576, positive_int, "most unsent reply bytes per client before it is disconnected"
+    )
+    history_limit: int = option(
+        10000, non_negative_int, "departed clients kept in the cache; the oldest are dropped"
+    )
+    status_recent: int = option(
+        50, non_negative_int, "departed clients that 'status' lists ('status all' lists all)"
+    )
+    idle_timeout: float = option(
+        0.0, seconds, "disconnect a client silent for this many seconds; 0 turns it off"
+    )
+    shutdown_timeout: float = option(
+        5.0, seconds, "on SIGINT/SIGTERM, how long to wait for clients before closing them"
+    )
+    keepalive: bool = option(True, boolean, "TCP keepalive on client sockets to find dead peers")
+    keepalive_idle: int = option(60, positive_int, "seconds of silence before keepalive probes")
+    keepalive_interval: int = option(10, positive_int, "seconds between keepalive probes")
+    keepalive_count: int = option(5, positive_int, "unanswered probes before the peer is dead")
+    backlog: int = option(1024, positive_int, "pending connections the kernel may queue")
+    loop: str = option(
+        "auto", choice(*LOOPS), "event loop: auto (uvloop if installed), uvloop or asyncio"
+    )
+    log_level: str = option("info", choice(*LOG_LEVELS), "least severe log level shown")
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """Everything ``ackchat connect`` can be told."""
+
+    host: str = option("127.0.0.1", host_name, "server address to connect to")
+    port: int = option(1234, port_number, "server TCP port")
+    connect_timeout: float = option(10.0, seconds, "give up connecting after this many seconds")
+
+
+SettingsT = TypeVar("SettingsT", ServerSettings, ClientSettings)
+
+TABLES: dict[type[Any], str] = {ServerSettings: "serve", ClientSettings: "connect"}
+
+
+def env_name(name: str) -> str:
+    """The environment variable for a setting: ``max_clients`` → ``ACKCHAT_MAX_CLIENTS``."""
+    return ENV_PREFIX + name.upper()
+
+
+def flag_name(name: str) -> str:
+    """The command-line flag for a setting: ``max_clients`` → ``--max-clients``."""
+    return "--" + name.replace("_", "-")
+
+
+def add_arguments(parser: argparse.ArgumentParser, cls: type[Any]) -> None:
+    """Add a flag for each setting of ``cls`` (and ``--config``) to ``parser``."""
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help=f"TOML config file, read from its [{TABLES[cls]}] table (env {CONFIG_ENV})",
+    )
+    for setting in fields(cls):
+        default = _show(setting.default)
+        help_text = f"{setting.metadata['help']} (default: {default}; env {env_name(setting.name)})"
+        if setting.metadata["parse"] is boolean:
+            parser.add_argument(
+                flag_name(setting.name),
+                dest=setting.name,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=help_text,
+            )
+        else:
+            parser.add_argument(
+                flag_name(setting.name),
+                dest=setting.name,
+                metavar=setting.name.upper(),
+                default=None,
+                help=help_text,
+            )
+
+
+def _show(default: object) -> str:
+    if isinstance(default, bool):
+        return "on" if default else "off"
+    if isinstance(default, float) and default.is_integer():
+        return str(int(default))
+    return str(default)
+
+
+def given_flags(namespace: argparse.Namespace, cls: type[Any]) -> dict[str, object]:
+    """The settings of ``cls`` that were given on the command line."""
+    values = vars(namespace)
+    return {
+        setting.name: values[setting.name]
+        for setting in fields(cls)
+        if values.get(setting.name) is not None
+    }
+
+
+def config_path(namespace: argparse.Namespace, env: Mapping[str, str]) -> Path | None:
+    """The config file named by ``--config`` or ``ACKCHAT_CONFIG``, if any."""
+    path = getattr(namespace, "config", None) or env.get(CONFIG_ENV)
+    return Path(path) if path else None
+
+
+def read_config_table(path: Path, cls: type[Any]) -> dict[str, object]:
+    """The table for ``cls`` from a TOML config file, with its keys checked."""
+    try:
+        with path.open("rb") as file:
+            document = tomllib.load(file)
+    except FileNotFoundError:
+        raise SettingsError(f"config file {path} does not exist") from None
+    except OSError as error:
+        raise SettingsError(f"cannot read config file {path}: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise SettingsError(f"config file {path} is not valid TOML: {error}") from None
+    table_name = TABLES[cls]
+    unknown_tables = sorted(set(document) - set(TABLES.values()))
+    if unknown_tables:
+        raise SettingsError(
+            f"config file {path}: unknown table or key {unknown_tables[0]!r};"
+            f" settings go in [{'] or ['.join(TABLES.values())}]"
+        )
+    table = document.get(table_name, {})
+    if not isinstance(table, dict):
+        raise SettingsError(f"config file {path}: {table_name} must be a table")
+    known = {setting.name for setting in fields(cls)}
+    values: dict[str, object] = {}
+    for key, value in table.items():
+        name = key.replace("-", "_")
+        if name not in known:
+            raise SettingsError(f"config file {path}: unknown setting {key!r} in [{table_name}]")
+        values[name] = value
+    return values
+
+
+def resolve(
+    cls: type[SettingsT],
+    flags: Mapping[str, object],
+    env: Mapping[str, str],
+    path: Path | None,
+) -> SettingsT:
+    """Build settings from flags, environment, config file and defaults, in that order."""
+    from_file = read_config_table(path, cls) if path is not None else {}
+    chosen: dict[str, object] = {}
+    for setting in fields(cls):
+        name = setting.name
+        if name in flags:
+            raw, source = flags[name], flag_name(name)
+        elif env_name(name) in env:
+            raw, source = env[env_name(name)], f"environment variable {env_name(name)}"
+        elif name in from_file:
+            raw, source = from_file[name], f"{name} in config file {path}"
+        else:
+            continue
+        try:
+            chosen[name] = setting.metadata["parse"](raw)
+        except ValueError as error:
+            raise SettingsError(f"{source} {error}, got {raw!r}") from None
+    return cls(**chosen)
