@@ -273,7 +273,7 @@ def resolve(
 ) -> SettingsT:
     """Build settings from flags, environment, config file and defaults, in that order."""
     from_file = read_config_table(path, cls) if path is not None else {}
-    chosen: dict[str, object] = {}
+    chosen: dict[str, Any] = {}
     for setting in fields(cls):
         name = setting.name
         if name in flags:

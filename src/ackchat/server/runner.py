@@ -1,0 +1,104 @@
+"""Run a server as a process: event loop, logging, signals, reload and exit codes.
+
+SIGINT and SIGTERM shut the server down gracefully (a second one cuts every connection
+at once); SIGHUP re-reads the configuration and applies ``max_clients`` to new
+connections. A configuration that fails to load is reported and the running one kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import signal
+import sys
+from collections.abc import Callable
+
+from ackchat.server.listener import ChatServer
+from ackchat.settings import ServerSettings, SettingsError
+
+log = logging.getLogger("ackchat.server")
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+
+
+def configure_logging(level: str) -> None:
+    """Log lines with a timestamp to stderr."""
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop to run on: uvloop when asked for or, with ``auto``, when installed."""
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise SettingsError(
+                "--loop uvloop was asked for, but uvloop is not installed"
+            ) from None
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+def run_server(settings: ServerSettings, reload: Callable[[], ServerSettings]) -> int:
+    """Serve until a signal says stop; ``reload`` re-reads the settings on SIGHUP."""
+    configure_logging(settings.log_level)
+    factory = loop_factory(settings.loop)
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(serve(settings, reload))
+
+
+async def serve(settings: ServerSettings, reload: Callable[[], ServerSettings]) -> int:
+    """Start the server, wait for SIGINT/SIGTERM, then shut it down."""
+    server = ChatServer(settings)
+    try:
+        await server.start()
+    except OSError as error:
+        log.error("cannot listen on %s port %d: %s", settings.host, settings.port, _explain(error))
+        return EXIT_FAILURE
+    loop = asyncio.get_running_loop()
+    log.info("event loop: %s", type(loop).__module__.split(".")[0])
+    stop = asyncio.Event()
+
+    def on_stop_signal(signal_name: str) -> None:
+        if stop.is_set():
+            log.warning("%s again: closing every connection now", signal_name)
+            server.abort_all()
+            return
+        log.info("%s received: shutting down", signal_name)
+        stop.set()
+
+    def on_reload_signal() -> None:
+        try:
+            fresh = reload()
+        except SettingsError as error:
+            log.error("reload failed, keeping the running configuration: %s", error)
+            return
+        server.set_max_clients(fresh.max_clients)
+
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signal_number, on_stop_signal, signal_number.name)
+    loop.add_signal_handler(signal.SIGHUP, on_reload_signal)
+    try:
+        await stop.wait()
+        await server.shutdown()
+    finally:
+        for signal_number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(signal_number)
+    return EXIT_OK
+
+
+def _explain(error: OSError) -> str:
+    if error.errno == errno.EADDRINUSE:
+        return "the address is already in use (is another server running?)"
+    if error.errno == errno.EACCES:
+        return "permission denied (ports below 1024 need privileges)"
+    return error.strerror or str(error)
