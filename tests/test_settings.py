@@ -1,0 +1,125 @@
+"""Settings: precedence flag > env > file > default, validation and clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ackchat.cli import build_parser, main
+from ackchat.settings import (
+    ClientSettings,
+    ServerSettings,
+    SettingsError,
+    config_path,
+    given_flags,
+    resolve,
+)
+
+
+def write_config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "ackchat.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_match_the_original() -> None:
+    settings = resolve(ServerSettings, {}, {}, None)
+    assert (settings.host, settings.port, settings.max_clients) == ("127.0.0.1", 1234, 3)
+    assert settings.max_line_bytes == 65536
+    assert settings.history_limit == 10000
+    assert settings.idle_timeout == 0
+
+
+def test_flag_beats_env_beats_file_beats_default(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "[serve]\nmax_clients = 7\nport = 4000\nhistory_limit = 5\n")
+    env = {"ACKCHAT_PORT": "5000", "ACKCHAT_MAX_CLIENTS": "8"}
+    settings = resolve(ServerSettings, {"max_clients": "9"}, env, path)
+    assert settings.max_clients == 9
+    assert settings.port == 5000
+    assert settings.history_limit == 5
+    assert settings.max_line_bytes == 65536
+
+
+def test_the_client_reads_its_own_table(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "[serve]\nport = 1\n[connect]\nport = 2\nhost = '::1'\n")
+    assert resolve(ClientSettings, {}, {}, path) == ClientSettings(host="::1", port=2)
+
+
+def test_flags_come_from_the_command_line_only_when_given() -> None:
+    arguments = build_parser().parse_args(["serve", "--max-clients", "5", "--no-keepalive"])
+    assert given_flags(arguments, ServerSettings) == {"max_clients": "5", "keepalive": False}
+
+
+def test_config_file_from_flag_or_env(tmp_path: Path) -> None:
+    arguments = build_parser().parse_args(["serve"])
+    assert config_path(arguments, {"ACKCHAT_CONFIG": "x.toml"}) == Path("x.toml")
+    arguments = build_parser().parse_args(["serve", "--config", "y.toml"])
+    assert config_path(arguments, {"ACKCHAT_CONFIG": "x.toml"}) == Path("y.toml")
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "three", "2.5", ""])
+def test_max_clients_must_be_a_positive_integer(value: str) -> None:
+    with pytest.raises(SettingsError, match="--max-clients must be a positive integer"):
+        resolve(ServerSettings, {"max_clients": value}, {}, None)
+
+
+def test_a_bad_env_value_names_the_variable() -> None:
+    with pytest.raises(SettingsError, match="ACKCHAT_IDLE_TIMEOUT must be a number of seconds"):
+        resolve(ServerSettings, {}, {"ACKCHAT_IDLE_TIMEOUT": "soon"}, None)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[serve]\nmax_clients = 0\n", "max_clients in config file .* must be a positive"),
+        ("[serve]\nmax_client = 4\n", "unknown setting 'max_client'"),
+        ("[server]\nport = 4\n", "unknown table or key 'server'"),
+        ("[serve\n", "not valid TOML"),
+        ("[serve]\nkeepalive = 'maybe'\n", "must be true or false"),
+        ("[serve]\nmax_clients = true\n", "must be a positive integer"),
+    ],
+)
+def test_bad_config_files_are_explained(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        resolve(ServerSettings, {}, {}, write_config(tmp_path, text))
+
+
+def test_missing_config_file_is_explained(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="does not exist"):
+        resolve(ServerSettings, {}, {}, tmp_path / "nope.toml")
+
+
+def test_dashes_are_accepted_in_config_keys(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "[serve]\nmax-clients = 11\n")
+    assert resolve(ServerSettings, {}, {}, path).max_clients == 11
+
+
+@pytest.mark.parametrize("host", ["a b", "1.2.3.4:80", "::1:99999x", ""])
+def test_hosts_are_checked(host: str) -> None:
+    with pytest.raises(SettingsError, match="host"):
+        resolve(ServerSettings, {"host": host}, {}, None)
+
+
+@pytest.mark.parametrize("command", [[], ["serve"], ["connect"]])
+def test_every_command_has_help(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: ackchat" in capsys.readouterr().out
+
+
+def test_every_server_option_is_documented_with_its_env_variable(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for env in ("ACKCHAT_MAX_CLIENTS", "ACKCHAT_IDLE_TIMEOUT", "ACKCHAT_MAX_OUTPUT_BYTES"):
+        assert env in text
+
+
+def test_a_bad_setting_exits_2_with_one_sentence(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--max-clients", "none"]) == 2
+    error = capsys.readouterr().err
+    assert error == "ackchat: --max-clients must be a positive integer, got 'none'\n"
