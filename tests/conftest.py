@@ -1,0 +1,66 @@
+"""Shared fixtures: a real server on 127.0.0.1 with an ephemeral port, and line clients."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import replace
+from typing import Any
+
+import pytest
+import uvloop
+
+from ackchat.server.listener import ChatServer
+from ackchat.settings import ServerSettings
+from lineclient import LineClient
+
+TEST_SETTINGS = ServerSettings(host="127.0.0.1", port=0, shutdown_timeout=2.0)
+
+ServerFactory = Callable[..., Coroutine[Any, Any, ChatServer]]
+ClientFactory = Callable[[ChatServer], Coroutine[Any, Any, LineClient]]
+
+
+@pytest.fixture(scope="session", params=["asyncio", "uvloop"])
+def event_loop_policy(request: pytest.FixtureRequest) -> asyncio.AbstractEventLoopPolicy:
+    """Run every async test on both event loops the server supports."""
+    if request.param == "uvloop":
+        policy: asyncio.AbstractEventLoopPolicy = uvloop.EventLoopPolicy()
+        return policy
+    return asyncio.DefaultEventLoopPolicy()
+
+
+@pytest.fixture
+async def start_server() -> AsyncIterator[ServerFactory]:
+    """Start servers with settings overrides; every one is shut down after the test."""
+    servers: list[ChatServer] = []
+
+    async def start(**overrides: Any) -> ChatServer:
+        server = ChatServer(replace(TEST_SETTINGS, **overrides))
+        await server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        await server.shutdown()
+
+
+@pytest.fixture
+async def server(start_server: ServerFactory) -> ChatServer:
+    """A server with the default settings (3 clients) on an ephemeral port."""
+    return await start_server()
+
+
+@pytest.fixture
+async def connect() -> AsyncIterator[ClientFactory]:
+    """Open line clients to a server; every one is closed after the test."""
+    clients: list[LineClient] = []
+
+    async def open_client(server: ChatServer) -> LineClient:
+        client = await LineClient.open(server.port)
+        clients.append(client)
+        return client
+
+    yield open_client
+    for client in clients:
+        client.close()

@@ -1,0 +1,105 @@
+"""The server as a process: signals, reload, exit codes and the original's entry point."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from lineclient import LineClient, bounded
+from serverprocess import ROOT, ServerProcess
+
+# Process tests need no second event loop: the server runs in its own process.
+pytestmark = pytest.mark.parametrize("event_loop_policy", ["asyncio"], indirect=True)
+
+
+@pytest.fixture
+async def processes() -> AsyncIterator[list[ServerProcess]]:
+    started: list[ServerProcess] = []
+    yield started
+    for process in started:
+        process.kill()
+        await process.wait()
+
+
+async def test_sigterm_tells_clients_and_exits_0(processes: list[ServerProcess]) -> None:
+    server = await ServerProcess.start()
+    processes.append(server)
+    clients = [await LineClient.open(server.port) for _ in range(3)]
+    for client in clients:
+        await client.greeting()
+    server.process.send_signal(signal.SIGTERM)
+    for client in clients:
+        assert await client.read_line() == "Server is shutting down. Goodbye."
+        assert await client.at_eof()
+    assert await server.wait() == 0
+    await server.wait_for_log(r"server stopped")
+
+
+async def test_sigint_exits_0(processes: list[ServerProcess]) -> None:
+    server = await ServerProcess.start()
+    processes.append(server)
+    server.process.send_signal(signal.SIGINT)
+    assert await server.wait() == 0
+
+
+async def test_port_in_use_is_one_line_and_exit_1() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "ackchat", "serve", "--port", str(port),
+            stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, error = await bounded(process.communicate())
+    assert process.returncode == 1
+    lines = error.decode().strip().splitlines()
+    assert len(lines) == 1, lines
+    assert f"cannot listen on 127.0.0.1 port {port}" in lines[0]
+    assert "already in use" in lines[0]
+
+
+async def test_sighup_reloads_max_clients(tmp_path: Path, processes: list[ServerProcess]) -> None:
+    config = tmp_path / "ackchat.toml"
+    config.write_text("[serve]\nmax_clients = 1\n")
+    server = await ServerProcess.start("--config", str(config))
+    processes.append(server)
+    first = await LineClient.open(server.port)
+    await first.greeting()
+    refused = await LineClient.open(server.port)
+    assert await refused.read_line() == "Server is full. Try again later."
+
+    config.write_text("[serve]\nmax_clients = 2\n")
+    server.process.send_signal(signal.SIGHUP)
+    await server.wait_for_log(r"max_clients changed from 1 to 2")
+    second = await LineClient.open(server.port)
+    assert await second.greeting() == "Client02"
+    assert (await second.status())[0].startswith("status: 2 of 2 clients connected")
+
+    config.write_text("[serve]\nmax_clients = 0\n")
+    server.process.send_signal(signal.SIGHUP)
+    await server.wait_for_log(r"reload failed, keeping the running configuration: .*positive")
+    assert (await second.status())[0].startswith("status: 2 of 2 clients connected")
+
+    config.write_text("[serve]\nmax_clients = 1\n")
+    server.process.send_signal(signal.SIGHUP)
+    await server.wait_for_log(r"max_clients changed from 2 to 1")
+    assert await first.ask("still here") == "still here ACK"
+    assert await second.ask("me too") == "me too ACK"
+
+
+async def test_python_server_py_starts_the_server(processes: list[ServerProcess]) -> None:
+    server = await ServerProcess.start(command=[str(ROOT / "server.py")])
+    processes.append(server)
+    client = await LineClient.open(server.port)
+    assert await client.greeting() == "Client01"
+    assert await client.ask("Hello, Server!") == "Hello, Server! ACK"
+    client.close()
+    server.process.send_signal(signal.SIGTERM)
+    assert await server.wait() == 0
