@@ -196,7 +196,7 @@ async def test_a_long_status_is_streamed_within_the_output_cap(
 ) -> None:
     # More than the kernel's socket buffers hold, so the reply must wait for the reader.
     entries = 60_000
-    server = await start_server(max_output_bytes=32 * 1024, history_limit=entries)
+    server = await start_server(max_output_bytes=8 * 1024, history_limit=entries)
     for number in range(entries):
         record = server.registry.admit(f"192.0.2.1:{number}", float(number))
         assert record is not None

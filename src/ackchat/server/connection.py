@@ -188,13 +188,12 @@ class ClientConnection(asyncio.Protocol):
     def _continue_stream(self) -> None:
         assert self._transport is not None
         assert self._stream is not None
+        # Not subject to the output cap: this output waits for the reader, never piles up.
         while not self._writing_paused:
             chunk = list(islice(self._stream, STREAM_CHUNK_LINES))
             if not chunk:
                 break
-            self._write([replies.encode_lines(chunk)])
-            if self._closing:
-                return
+            self._transport.write(replies.encode_lines(chunk))
         else:
             return
         self._stream = None
