@@ -23,15 +23,17 @@ class LineTooLong:
 class LineFramer:
     """Turns chunks of bytes into complete lines (without their line ending)."""
 
-    __slots__ = ("_discarded", "_max_line_bytes", "_partial")
+    __slots__ = ("_discarded", "_discarded_cr", "_max_line_bytes", "_partial")
 
     def __init__(self, max_line_bytes: int) -> None:
         if max_line_bytes < 1:
             raise ValueError("max_line_bytes must be at least 1")
         self._max_line_bytes = max_line_bytes
         self._partial = b""
-        # Bytes of an over-long line dropped so far; 0 while not discarding.
+        # Bytes of an over-long line dropped so far (0 while not discarding), and whether
+        # the last of them was a CR, which is not counted if the LF comes next.
         self._discarded = 0
+        self._discarded_cr = False
 
     @property
     def buffered_bytes(self) -> int:
@@ -54,9 +56,12 @@ class LineFramer:
         for piece in pieces:
             if piece.endswith(b"\r"):
                 piece = piece[:-1]
+            elif not piece and self._discarded_cr:
+                self._discarded -= 1
             if self._discarded:
                 append(LineTooLong(self._discarded + len(piece), limit))
                 self._discarded = 0
+                self._discarded_cr = False
             elif len(piece) > limit:
                 append(LineTooLong(len(piece), limit))
             else:
@@ -67,12 +72,15 @@ class LineFramer:
     def _keep_tail(self, data: bytes) -> None:
         """Hold an unfinished line, or count it as discarded once it passes the limit."""
         if self._discarded:
-            self._discarded += len(data)
+            if data:
+                self._discarded += len(data)
+                self._discarded_cr = data.endswith(b"\r")
             return
         partial = self._partial + data if self._partial else data
         # One byte of slack: a CR that turns out to precede the LF is not part of the line.
         if len(partial) > self._max_line_bytes + 1:
             self._discarded = len(partial)
+            self._discarded_cr = partial.endswith(b"\r")
             self._partial = b""
         else:
             self._partial = partial
