@@ -169,7 +169,7 @@ async def test_an_overlong_line_is_discarded_with_an_error(
 async def test_a_client_that_never_reads_is_disconnected(
     start_server: ServerFactory, connect: ClientFactory
 ) -> None:
-    server = await start_server(max_output_bytes=64 * 1024)
+    server = await start_server(max_output_bytes=64 * 1024, rate_limit=0)
     loop = asyncio.get_running_loop()
     flooder = socket.socket()
     flooder.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -250,7 +250,8 @@ async def test_accepted_sockets_have_keepalive(server: ChatServer, connect: Clie
     client = await connect(server)
     await client.greeting()
     (connection,) = server._connections
-    sock = connection._transport.get_extra_info("socket")  # type: ignore[union-attr]
+    assert connection.transport is not None
+    sock = connection.transport.get_extra_info("socket")
     assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
     assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 60
 
@@ -284,7 +285,7 @@ async def test_shutdown_is_bounded_when_a_client_never_reads(
 
         async def output_is_stuck() -> bool:
             stuck_connections = [c for c in server._connections if c.name == "Client01"]
-            transport = stuck_connections[0]._transport
+            transport = stuck_connections[0].transport
             return transport is not None and transport.get_write_buffer_size() > 0
 
         await eventually(output_is_stuck, "the server has unsent output for the stuck client")

@@ -20,6 +20,8 @@ class DisconnectReason(StrEnum):
     CLOSED_BY_PEER = "closed by peer"
     RESET = "reset"
     IDLE_TIMEOUT = "idle timeout"
+    LINE_TIMEOUT = "line timeout"
+    RATE_LIMITED = "rate limited"
     SLOW_CONSUMER = "slow consumer"
     SERVER_SHUTDOWN = "server shutdown"
     CONNECTION_ERROR = "connection error"

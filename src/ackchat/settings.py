@@ -18,10 +18,13 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ackchat.admission import parse_network_list
+
 ENV_PREFIX = "ACKCHAT_"
 CONFIG_ENV = "ACKCHAT_CONFIG"
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOOPS = ("auto", "uvloop", "asyncio")
+ADDRESS_VISIBILITY = ("loopback", "all", "none")
 
 
 class SettingsError(Exception):
@@ -63,17 +66,31 @@ def port_number(value: object) -> int:
     return port
 
 
-def seconds(value: object) -> float:
-    """A duration in seconds, 0 or more (where documented, 0 turns the feature off)."""
+def non_negative_number(value: object) -> float:
+    """A number, 0 or more: durations in seconds and rates (where documented, 0 is off)."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ValueError("must be a number of seconds")
+        raise ValueError("must be a number, 0 or more")
     try:
         number = float(value)
     except ValueError:
-        raise ValueError("must be a number of seconds") from None
-    if not number >= 0 or number == float("inf"):
-        raise ValueError("must be a number of seconds, 0 or more")
+        raise ValueError("must be a number, 0 or more") from None
+    if not 0 <= number < float("inf"):
+        raise ValueError("must be a number, 0 or more")
     return number
+
+
+def text(value: object) -> str:
+    """Any string."""
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    return value
+
+
+def file_path(value: object) -> str:
+    """The path of a file (checked when it is read); empty means none."""
+    if not isinstance(value, str):
+        raise ValueError("must be a file path")
+    return value.strip()
 
 
 def boolean(value: object) -> bool:
@@ -115,9 +132,12 @@ def choice(*allowed: str) -> Callable[[object], str]:
     return parse
 
 
-def option(default: Any, parse: Callable[[object], Any], help: str) -> Any:
-    """A settings field: its default, the parser that validates it, and its help text."""
-    return field(default=default, metadata={"parse": parse, "help": help})
+def option(default: Any, parse: Callable[[object], Any], help: str, *, secret: bool = False) -> Any:
+    """A settings field: its default, the parser that validates it, and its help text.
+
+    A secret one is left out of the settings' repr, so it never reaches a log line.
+    """
+    return field(default=default, repr=not secret, metadata={"parse": parse, "help": help})
 
 
 @dataclass(frozen=True)
@@ -142,20 +162,104 @@ class ServerSettings:
         50, non_negative_int, "departed clients that 'status' lists ('status all' lists all)"
     )
     idle_timeout: float = option(
-        0.0, seconds, "disconnect a client silent for this many seconds; 0 turns it off"
+        0.0, non_negative_number, "disconnect a client silent for this many seconds; 0 turns it off"
     )
     shutdown_timeout: float = option(
-        5.0, seconds, "on SIGINT/SIGTERM, how long to wait for clients before closing them"
+        5.0,
+        non_negative_number,
+        "on SIGINT/SIGTERM, how long to wait for clients before closing them",
     )
     keepalive: bool = option(True, boolean, "TCP keepalive on client sockets to find dead peers")
     keepalive_idle: int = option(60, positive_int, "seconds of silence before keepalive probes")
     keepalive_interval: int = option(10, positive_int, "seconds between keepalive probes")
     keepalive_count: int = option(5, positive_int, "unanswered probes before the peer is dead")
     backlog: int = option(1024, positive_int, "pending connections the kernel may queue")
+    # Hostile and faulty peers (docs/SECURITY.md)
+    line_timeout: float = option(
+        30.0, non_negative_number, "a line once started must end within this many seconds; 0 off"
+    )
+    rate_limit: float = option(
+        50000.0, non_negative_number, "lines per second a client may send on average; 0 off"
+    )
+    rate_burst: int = option(100000, positive_int, "lines a client may send at once above the rate")
+    rate_strikes: int = option(
+        100, positive_int, "lines refused for the rate limit before the client is disconnected"
+    )
+    max_per_address: int = option(
+        16, non_negative_int, "connections at once from one address; 0 off"
+    )
+    connect_rate: float = option(
+        10.0, non_negative_number, "new connections per second from one address; 0 off"
+    )
+    connect_burst: int = option(20, positive_int, "connections one address may open at once")
+    limit_exempt: tuple[str, ...] = option(
+        ("127.0.0.0/8", "::1"),
+        parse_network_list,
+        "networks free of the per-address limits (comma-separated)",
+    )
+    allow: tuple[str, ...] = option(
+        (),
+        parse_network_list,
+        "if set, only these addresses/networks may connect (CIDR, comma-separated)",
+    )
+    deny: tuple[str, ...] = option(
+        (), parse_network_list, "addresses/networks that may not connect (CIDR, comma-separated)"
+    )
+    show_addresses: str = option(
+        "loopback",
+        choice(*ADDRESS_VISIBILITY),
+        "who sees client addresses in status: all, none, or loopback (clients on this machine)",
+    )
+    password: str = option(
+        "", text, "shared secret clients must send with 'auth' before anything else", secret=True
+    )
+    password_file: str = option("", file_path, "read the password from this file's first line")
+    auth_timeout: float = option(
+        30.0, non_negative_number, "seconds a client has to authenticate; 0 off"
+    )
+    auth_attempts: int = option(3, positive_int, "wrong passwords before the connection is closed")
+    auth_delay: float = option(
+        1.0, non_negative_number, "seconds before answering a wrong password, times the attempt"
+    )
+    tls_cert: str = option(
+        "", file_path, "TLS certificate chain (PEM); with --tls-key turns on TLS"
+    )
+    tls_key: str = option("", file_path, "TLS private key (PEM)")
+    tls_port: int = option(
+        0, port_number, "serve TLS on this port beside the plain one; 0: the main port is TLS"
+    )
     loop: str = option(
         "auto", choice(*LOOPS), "event loop: auto (uvloop if installed), uvloop or asyncio"
     )
     log_level: str = option("info", choice(*LOG_LEVELS), "least severe log level shown")
+
+    def __post_init__(self) -> None:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise SettingsError("--tls-cert and --tls-key must be given together")
+        if self.tls_port and not self.tls_cert:
+            raise SettingsError("--tls-port needs --tls-cert and --tls-key")
+        if self.password and self.password_file:
+            raise SettingsError("give --password or --password-file, not both")
+
+    @property
+    def tls(self) -> bool:
+        """Whether TLS is served (on the main port, or on the TLS port beside it)."""
+        return bool(self.tls_cert)
+
+    def read_password(self) -> str:
+        """The shared secret, from the setting or the first line of the password file."""
+        if not self.password_file:
+            return self.password
+        try:
+            with open(self.password_file, encoding="utf-8") as file:
+                secret = file.readline().rstrip("\r\n")
+        except OSError as error:
+            raise SettingsError(
+                f"cannot read the password file {self.password_file}: {error.strerror}"
+            ) from None
+        if not secret:
+            raise SettingsError(f"the password file {self.password_file} has an empty first line")
+        return secret
 
 
 @dataclass(frozen=True)
@@ -164,7 +268,12 @@ class ClientSettings:
 
     host: str = option("127.0.0.1", host_name, "server address to connect to")
     port: int = option(1234, port_number, "server TCP port")
-    connect_timeout: float = option(10.0, seconds, "give up connecting after this many seconds")
+    connect_timeout: float = option(
+        10.0, non_negative_number, "give up connecting after this many seconds"
+    )
+    tls: bool = option(False, boolean, "connect with TLS, verifying the server's certificate")
+    ca: str = option("", file_path, "with --tls: trust this CA file instead of the system's")
+    insecure: bool = option(False, boolean, "with --tls: do not verify the certificate (testing)")
 
 
 SettingsT = TypeVar("SettingsT", ServerSettings, ClientSettings)
@@ -211,6 +320,10 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type[Any]) -> None:
 
 
 def _show(default: object) -> str:
+    if default == "" or default == ():
+        return "none"
+    if isinstance(default, tuple):
+        return ",".join(default)
     if isinstance(default, bool):
         return "on" if default else "off"
     if isinstance(default, float) and default.is_integer():

@@ -2,7 +2,8 @@
 
 A line is a command when, trimmed and in any case, it is one of the command words
 (``status``, ``status all``, ``help``, ``exit``); every other line is a message to be
-acknowledged, kept exactly as sent. Lines must be UTF-8.
+acknowledged, kept exactly as sent. Lines must be UTF-8. On a server with a password,
+the first lines are read by :func:`parse_auth` instead.
 """
 
 from __future__ import annotations
@@ -70,3 +71,14 @@ def parse_command(line: bytes) -> Command:
 def expects_multiline_reply(command: Command) -> bool:
     """Whether the server answers ``command`` with a multi-line block ending in ``.``."""
     return isinstance(command, Status | Help)
+
+
+def parse_auth(line: bytes) -> bytes | None:
+    """The password in an ``auth <password>`` line, or None if the line is something else.
+
+    The word ``auth`` may be in any case; white space around the password is ignored.
+    """
+    first, _, rest = line.strip().partition(b" ")
+    if first.lower() != b"auth":
+        return None
+    return rest.strip()

@@ -40,6 +40,11 @@ class LineFramer:
         """How many bytes of an unfinished line are held (never more than the limit)."""
         return len(self._partial)
 
+    @property
+    def in_line(self) -> bool:
+        """Whether a line has begun and not yet ended (kept or being discarded)."""
+        return bool(self._partial) or self._discarded > 0
+
     def feed(self, data: bytes) -> list[bytes | LineTooLong]:
         """Take the next bytes of the stream; return the lines they complete, in order."""
         if b"\n" not in data:

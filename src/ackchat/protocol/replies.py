@@ -8,7 +8,7 @@ detectable without a timer. See docs/PROTOCOL.md.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from functools import lru_cache
 from itertools import chain
@@ -23,6 +23,26 @@ SERVER_SHUTTING_DOWN = "Server is shutting down. Goodbye."
 INVALID_UTF8 = "ERROR invalid UTF-8: the line was discarded."
 ERROR_PREFIX = "ERROR "
 GREETING_PREFIX = "Welcome! You are "
+AUTH_REQUIRED = "Password required: send 'auth <password>'."
+AUTH_FIRST = "ERROR authenticate first: send 'auth <password>'."
+ALREADY_AUTHENTICATED = "ERROR already authenticated."
+AUTH_TIMEOUT = "Authentication timeout. Goodbye."
+TOO_MANY_WRONG_PASSWORDS = "Too many wrong passwords. Goodbye."
+RATE_LIMITED_GOODBYE = "Too many lines over the rate limit. Goodbye."
+HIDDEN_ADDRESS = "-"
+
+# What a client sends may reach another client's terminal only through this table:
+# C0 controls, DEL, C1 controls and the Unicode bidirectional overrides and isolates
+# become U+FFFD, so no escape sequence, bell, carriage return or reordering gets through.
+_UNSAFE_CHARACTERS = dict.fromkeys(
+    [
+        *range(0x00, 0x20),
+        *range(0x7F, 0xA0),
+        *range(0x202A, 0x202F),
+        *range(0x2066, 0x206A),
+    ],
+    "\ufffd",
+)
 
 HELP_LINES = (
     "Commands (case does not matter):",
@@ -32,6 +52,11 @@ HELP_LINES = (
     "  exit        end the session",
     "Any other line comes back with ' ACK' appended.",
 )
+
+
+def sanitize(text: str) -> str:
+    """``text`` made safe to show on another client's terminal (see docs/PROTOCOL.md)."""
+    return text.translate(_UNSAFE_CHARACTERS)
 
 
 def line(text: str) -> bytes:
@@ -82,6 +107,28 @@ def idle_timeout(seconds: float) -> bytes:
     return line(f"Idle timeout: no input for {seconds:g} seconds. Goodbye.")
 
 
+def line_timeout(seconds: float) -> bytes:
+    """Sent before closing a connection whose line did not end in time (a slow sender)."""
+    return line(f"Line timeout: a line must end within {seconds:g} seconds. Goodbye.")
+
+
+def rate_limited(rate: float) -> bytes:
+    """The answer to a line over the client's rate limit."""
+    return line(
+        f"{ERROR_PREFIX}rate limit: over {rate:g} lines per second; the line was discarded."
+    )
+
+
+def wrong_password(attempt: int, allowed: int) -> bytes:
+    """The answer to a wrong ``auth``, after a delay."""
+    return line(f"{ERROR_PREFIX}wrong password (attempt {attempt} of {allowed}).")
+
+
+def refused(reason: str) -> bytes:
+    """Sent to a connection the address policy turns away, just before closing it."""
+    return line(f"Connection refused: {reason}. Try again later.")
+
+
 def line_too_long(error: LineTooLong) -> bytes:
     """The answer to a line over the length limit."""
     return line(
@@ -96,26 +143,36 @@ def format_time(timestamp: int) -> str:
     return datetime.fromtimestamp(timestamp).astimezone().isoformat(timespec="seconds")
 
 
-def session_line(record: SessionRecord) -> str:
+def session_line(record: SessionRecord, show_address: bool = True) -> str:
     """One cache entry as ``status`` shows it."""
+    name = sanitize(record.name)
+    address = sanitize(record.address) if show_address else HIDDEN_ADDRESS
     connected = format_time(int(record.connected_at))
     if record.disconnected_at is None:
-        return f"{record.name} {record.address} connected {connected} still connected"
+        return f"{name} {address} connected {connected} still connected"
     disconnected = format_time(int(record.disconnected_at))
-    return (
-        f"{record.name} {record.address} connected {connected}"
-        f" disconnected {disconnected} ({record.reason})"
-    )
+    return f"{name} {address} connected {connected} disconnected {disconnected} ({record.reason})"
 
 
-def status_lines(snapshot: StatusSnapshot) -> Iterator[str]:
-    """The reply to ``status``, line by line, so a long one can be sent in pieces."""
+def status_lines(
+    snapshot: StatusSnapshot,
+    show_addresses: bool = True,
+    refused: Mapping[str, int] | None = None,
+) -> Iterator[str]:
+    """The reply to ``status``, line by line, so a long one can be sent in pieces.
+
+    ``refused`` counts connections turned away before they got a name, by reason.
+    """
     header = (
         f"status: {snapshot.connected} of {snapshot.max_clients} clients connected,"
         f" {snapshot.seen} seen, {snapshot.rejected} rejected (server full),"
         f" {snapshot.dropped} dropped from the cache"
     )
-    body: Iterator[str] = map(session_line, snapshot.sessions)
+    if refused:
+        header += "; refused: " + ", ".join(
+            f"{count} {reason}" for reason, count in sorted(refused.items())
+        )
+    body: Iterator[str] = (session_line(record, show_addresses) for record in snapshot.sessions)
     if snapshot.hidden:
         footer = (
             f"{snapshot.hidden} earlier departed clients not shown; send 'status all' to list them."

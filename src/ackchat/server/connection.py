@@ -4,16 +4,21 @@ This is plumbing. The framer turns bytes into lines, the parser turns lines into
 commands, the registry names the client and records its session, and the replies
 module formats every answer. Here we only decide what to do with each command, write
 the answers (one write per read, so pipelined lines cost one syscall), and apply the
-limits that involve time and buffers: idle timeout and the cap on unsent output.
+limits that involve time and buffers: timeouts, the rate limit and the output cap.
+
+A connection goes through up to three stages: the address policy (refused, or let in),
+authentication when the server has a password, then the named session.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import socket
 import time
 from collections.abc import Iterator
+from ipaddress import ip_address
 from itertools import islice
 from typing import TYPE_CHECKING, cast
 
@@ -24,9 +29,11 @@ from ackchat.protocol.commands import (
     InvalidUtf8Error,
     Message,
     Status,
+    parse_auth,
     parse_command,
 )
 from ackchat.protocol.framing import LineFramer, LineTooLong
+from ackchat.ratelimit import TokenBucket
 from ackchat.registry import DisconnectReason, SessionRecord
 
 if TYPE_CHECKING:
@@ -38,6 +45,8 @@ log = logging.getLogger("ackchat.server")
 # connection waits for the client to read when its write buffer is above the high mark.
 STREAM_CHUNK_LINES = 256
 
+Lines = Iterator[bytes | LineTooLong]
+
 
 def format_address(peername: object) -> str:
     """``host:port`` for IPv4, ``[host]:port`` for IPv6, ``unknown`` otherwise."""
@@ -47,61 +56,104 @@ def format_address(peername: object) -> str:
     return "unknown"
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is an address on this machine's loopback interface."""
+    if host == "localhost":
+        return True
+    try:
+        address = ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return bool((mapped or address).is_loopback)
+
+
 class ClientConnection(asyncio.Protocol):
     """The server side of one TCP connection, from accept to close."""
 
     def __init__(self, server: ChatServer) -> None:
         self._server = server
-        self._settings = server.settings
-        self._framer = LineFramer(server.settings.max_line_bytes)
+        self._settings = settings = server.settings
+        self._loop = asyncio.get_running_loop()
+        self._framer = LineFramer(settings.max_line_bytes)
         self._transport: asyncio.Transport | None = None
+        self._host = ""
+        self._address = "unknown"
+        self._counted_by_policy = False
         self._record: SessionRecord | None = None
         self._session_ended = False
         self._closing = False
         self._writing_paused = False
-        # A long reply being written piece by piece, and the lines read after it.
+        self._authenticating = False
+        self._wrong_passwords = 0
+        # Lines read but not yet handled, while a long reply is written or a wrong
+        # password's delay runs; reading is paused meanwhile.
+        self._suspended = False
+        self._held_lines: Lines = iter(())
         self._stream: Iterator[str] | None = None
-        self._held_lines: Iterator[bytes | LineTooLong] = iter(())
-        self._idle_handle: asyncio.TimerHandle | None = None
+        self._rate: TokenBucket | None = None
+        self._rate_strikes = 0
         self._last_input = 0.0
+        self._line_started: float | None = None
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._line_timer: asyncio.TimerHandle | None = None
+        self._auth_timer: asyncio.TimerHandle | None = None
 
     @property
     def name(self) -> str | None:
         """The client's name, or None if it was never admitted."""
         return self._record.name if self._record else None
 
+    @property
+    def transport(self) -> asyncio.Transport | None:
+        """The connection's transport (None before it is made)."""
+        return self._transport
+
     # asyncio.Protocol callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport = cast(asyncio.Transport, transport)
         self._server.opened(self)
-        address = format_address(transport.get_extra_info("peername"))
-        record = self._server.registry.admit(address, time.time())
-        if record is None:
-            log.info(
-                "rejected %s: server full (%d clients)", address, self._server.registry.max_clients
-            )
+        peername = transport.get_extra_info("peername")
+        self._host = str(peername[0]) if isinstance(peername, tuple) else ""
+        self._address = format_address(peername)
+        now = self._loop.time()
+        refusal = self._server.admission.check(self._host, now)
+        if refusal is not None:
+            self._server.count_refusal(refusal)
+            log.info("refused %s: %s", self._address, refusal)
             self._closing = True
-            transport.write(replies.line(replies.SERVER_FULL))
+            transport.write(replies.refused(refusal))
             transport.close()
             return
-        self._record = record
+        self._counted_by_policy = True
         self._configure_socket(transport)
-        high = max(self._settings.max_output_bytes // 4, 1)
-        transport.set_write_buffer_limits(high=high)
-        log.info("%s connected from %s", record.name, address)
-        transport.write(replies.greeting(record.name))
+        transport.set_write_buffer_limits(high=max(self._settings.max_output_bytes // 4, 1))
+        self._last_input = now
+        if self._settings.rate_limit > 0:
+            self._rate = TokenBucket(self._settings.rate_limit, self._settings.rate_burst, now)
         if self._settings.idle_timeout > 0:
-            loop = asyncio.get_running_loop()
-            self._last_input = loop.time()
-            self._idle_handle = loop.call_later(self._settings.idle_timeout, self._check_idle)
+            self._idle_timer = self._loop.call_later(self._settings.idle_timeout, self._check_idle)
+        if self._server.password is not None:
+            self._authenticating = True
+            transport.write(replies.line(replies.AUTH_REQUIRED))
+            if self._settings.auth_timeout > 0:
+                self._auth_timer = self._loop.call_later(
+                    self._settings.auth_timeout, self._auth_timed_out
+                )
+            return
+        self._join()
 
     def data_received(self, data: bytes) -> None:
         if self._closing:
             return
-        if self._idle_handle is not None:
-            self._last_input = asyncio.get_running_loop().time()
-        self._handle(iter(self._framer.feed(data)))
+        now = self._last_input = self._loop.time()
+        lines = self._framer.feed(data)
+        if self._settings.line_timeout > 0:
+            self._watch_line_start(now, bool(lines))
+        if self._rate is not None and self._rate_strikes and self._rate.full(now):
+            self._rate_strikes = 0
+        self._handle(iter(lines))
 
     def eof_received(self) -> bool:
         # Returning False lets the transport close; connection_lost records the reason.
@@ -124,41 +176,68 @@ class ClientConnection(asyncio.Protocol):
             reason = DisconnectReason.CLOSED_BY_PEER
         self._end_session(reason)
         self._stream = None
+        if self._counted_by_policy:
+            self._server.admission.closed(self._host)
         self._server.closed(self)
 
     # Handling lines
 
-    def _handle(self, lines: Iterator[bytes | LineTooLong]) -> None:
+    def _handle(self, lines: Lines) -> None:
         """Answer each line in order, writing all the answers at once."""
-        replies_out: list[bytes] = []
+        out: list[bytes] = []
         for line in lines:
+            if self._rate is not None and not self._rate.take(self._last_input):
+                if self._over_rate_limit(out):
+                    return
+                continue
             if type(line) is not bytes:
-                replies_out.append(replies.line_too_long(cast(LineTooLong, line)))
+                out.append(replies.line_too_long(cast(LineTooLong, line)))
+                continue
+            if self._authenticating:
+                if self._authenticate(line, out, lines):
+                    return
                 continue
             try:
                 command = parse_command(line)
             except InvalidUtf8Error:
-                replies_out.append(replies.line(replies.INVALID_UTF8))
+                out.append(replies.line(replies.INVALID_UTF8))
                 continue
             if type(command) is Message:
-                replies_out.append(replies.ack(command.text))
+                out.append(replies.ack(command.text))
             elif type(command) is Status:
-                self._write(replies_out)
+                self._write(out)
                 self._start_stream(self._status_lines(command.show_all), lines)
                 return
             elif type(command) is Help:
-                replies_out.append(replies.help_reply())
+                out.append(replies.help_reply())
             elif type(command) is Exit:
                 assert self._record is not None
-                replies_out.append(replies.goodbye(self._record.name))
-                self._write(replies_out)
+                out.append(replies.goodbye(self._record.name))
+                self._write(out)
                 self.close(DisconnectReason.EXIT)
                 return
-        self._write(replies_out)
+        self._write(out)
+
+    def _over_rate_limit(self, out: list[bytes]) -> bool:
+        """Refuse a line over the rate limit; True if the client is now disconnected."""
+        self._rate_strikes += 1
+        if self._rate_strikes < self._settings.rate_strikes:
+            out.append(replies.rate_limited(self._settings.rate_limit))
+            return False
+        log.warning("%s keeps exceeding the rate limit", self.name or self._address)
+        self._write(out)
+        self.close(DisconnectReason.RATE_LIMITED, replies.line(replies.RATE_LIMITED_GOODBYE))
+        return True
 
     def _status_lines(self, show_all: bool) -> Iterator[str]:
         recent = None if show_all else self._settings.status_recent
-        return replies.status_lines(self._server.registry.snapshot(recent))
+        visibility = self._settings.show_addresses
+        show_addresses = visibility == "all" or (
+            visibility == "loopback" and is_loopback(self._host)
+        )
+        return replies.status_lines(
+            self._server.registry.snapshot(recent), show_addresses, self._server.refused
+        )
 
     def _write(self, chunks: list[bytes]) -> None:
         """Write answers, and drop the client if its unsent output passes the cap."""
@@ -174,15 +253,102 @@ class ClientConnection(asyncio.Protocol):
             )
             self.abort(DisconnectReason.SLOW_CONSUMER)
 
-    # Long replies, written as the client reads them
+    # Joining: authentication and admission
 
-    def _start_stream(self, reply: Iterator[str], rest: Iterator[bytes | LineTooLong]) -> None:
-        """Begin a long reply; lines after it wait, and reading pauses, until it is sent."""
+    def _authenticate(self, line: bytes, out: list[bytes], rest: Lines) -> bool:
+        """Handle a line sent before authentication; True if handling must stop here."""
+        password = parse_auth(line)
+        if password is None:
+            if line.strip().lower() == b"exit":
+                out.append(replies.line("Goodbye."))
+                self._write(out)
+                self.close(DisconnectReason.EXIT)
+                return True
+            out.append(replies.line(replies.AUTH_FIRST))
+            return False
+        expected = self._server.password
+        assert expected is not None
+        if hmac.compare_digest(password, expected):
+            self._authenticating = False
+            self._cancel(self._auth_timer)
+            self._auth_timer = None
+            self._write(out)
+            out.clear()
+            self._join()
+            return self._closing
+        self._wrong_passwords += 1
+        self._server.count_refusal("wrong passwords")
+        log.info("wrong password from %s", self._address)
+        self._write(out)
+        if self._wrong_passwords >= self._settings.auth_attempts:
+            self._disconnect_unnamed(replies.line(replies.TOO_MANY_WRONG_PASSWORDS))
+            return True
+        answer = replies.wrong_password(self._wrong_passwords, self._settings.auth_attempts)
+        self._suspend(rest)
+        self._loop.call_later(
+            self._settings.auth_delay * self._wrong_passwords, self._answer_later, answer
+        )
+        return True
+
+    def _answer_later(self, answer: bytes) -> None:
+        if self._closing:
+            return
+        self._write([answer])
+        self._resume()
+
+    def _auth_timed_out(self) -> None:
+        self._auth_timer = None
+        if self._authenticating:
+            log.info("%s did not authenticate in time", self._address)
+            self._disconnect_unnamed(replies.line(replies.AUTH_TIMEOUT))
+
+    def _disconnect_unnamed(self, farewell: bytes) -> None:
+        """Close a connection that never got a name (it has no session to record)."""
         assert self._transport is not None
-        self._stream = reply
+        self._closing = True
+        self._cancel_timers()
+        self._transport.write(farewell)
+        self._transport.close()
+
+    def _join(self) -> None:
+        """Name the client and greet it, or tell it the server is full."""
+        assert self._transport is not None
+        record = self._server.registry.admit(self._address, time.time())
+        if record is None:
+            log.info(
+                "rejected %s: server full (%d clients)",
+                self._address,
+                self._server.registry.max_clients,
+            )
+            self._disconnect_unnamed(replies.line(replies.SERVER_FULL))
+            return
+        self._record = record
+        log.info("%s connected from %s", record.name, self._address)
+        self._transport.write(replies.greeting(record.name))
+
+    # Pausing: long replies and delayed answers
+
+    def _suspend(self, rest: Lines) -> None:
+        """Hold the lines not yet handled, and stop reading until :meth:`_resume`."""
+        assert self._transport is not None
+        self._suspended = True
         self._held_lines = rest
         if self._transport.is_reading():
             self._transport.pause_reading()
+
+    def _resume(self) -> None:
+        """Handle the held lines, then read again unless they suspended us anew."""
+        assert self._transport is not None
+        self._suspended = False
+        held, self._held_lines = self._held_lines, iter(())
+        self._handle(held)
+        if not self._suspended and not self._closing:
+            self._transport.resume_reading()
+
+    def _start_stream(self, reply: Iterator[str], rest: Lines) -> None:
+        """Begin a long reply; the lines after it wait until it is sent."""
+        self._stream = reply
+        self._suspend(rest)
         self._continue_stream()
 
     def _continue_stream(self) -> None:
@@ -197,23 +363,56 @@ class ClientConnection(asyncio.Protocol):
         else:
             return
         self._stream = None
-        held, self._held_lines = self._held_lines, iter(())
-        self._handle(held)
-        if self._stream is None and not self._closing:
-            self._transport.resume_reading()
+        self._resume()
 
     # Timers
 
     def _check_idle(self) -> None:
         timeout = self._settings.idle_timeout
-        loop = asyncio.get_running_loop()
-        remaining = self._last_input + timeout - loop.time()
+        remaining = self._last_input + timeout - self._loop.time()
         if remaining > 0:
-            self._idle_handle = loop.call_later(remaining, self._check_idle)
+            self._idle_timer = self._loop.call_later(remaining, self._check_idle)
             return
-        self._idle_handle = None
-        log.info("%s idle for %g seconds", self.name, timeout)
-        self.close(DisconnectReason.IDLE_TIMEOUT, replies.idle_timeout(timeout))
+        self._idle_timer = None
+        log.info("%s idle for %g seconds", self.name or self._address, timeout)
+        self._time_out(DisconnectReason.IDLE_TIMEOUT, replies.idle_timeout(timeout))
+
+    def _watch_line_start(self, now: float, lines_ended: bool) -> None:
+        """Note when the current unfinished line began, and arm the line timer for it."""
+        if not self._framer.in_line:
+            self._line_started = None
+            return
+        if self._line_started is None or lines_ended:
+            self._line_started = now
+        if self._line_timer is None:
+            self._line_timer = self._loop.call_later(self._settings.line_timeout, self._check_line)
+
+    def _check_line(self) -> None:
+        self._line_timer = None
+        if self._line_started is None:
+            return
+        timeout = self._settings.line_timeout
+        remaining = self._line_started + timeout - self._loop.time()
+        if remaining > 0 or self._suspended:
+            self._line_timer = self._loop.call_later(max(remaining, 0.1), self._check_line)
+            return
+        log.info("%s did not finish a line in %g seconds", self.name or self._address, timeout)
+        self._time_out(DisconnectReason.LINE_TIMEOUT, replies.line_timeout(timeout))
+
+    def _time_out(self, reason: DisconnectReason, farewell: bytes) -> None:
+        if self._record is None:
+            self._disconnect_unnamed(farewell)
+        else:
+            self.close(reason, farewell)
+
+    def _cancel(self, timer: asyncio.TimerHandle | None) -> None:
+        if timer is not None:
+            timer.cancel()
+
+    def _cancel_timers(self) -> None:
+        for timer in (self._idle_timer, self._line_timer, self._auth_timer):
+            self._cancel(timer)
+        self._idle_timer = self._line_timer = self._auth_timer = None
 
     # Ending the session
 
@@ -241,9 +440,7 @@ class ClientConnection(asyncio.Protocol):
 
     def _end_session(self, reason: DisconnectReason) -> None:
         """Record the departure once, with the first reason that applies, and stop timers."""
-        if self._idle_handle is not None:
-            self._idle_handle.cancel()
-            self._idle_handle = None
+        self._cancel_timers()
         if self._record is None or self._session_ended:
             return
         self._session_ended = True
@@ -254,17 +451,16 @@ class ClientConnection(asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         if sock is None or not self._settings.keepalive:
             return
+        settings = self._settings
+        options: list[tuple[int, int, int]] = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
+        if hasattr(socket, "TCP_KEEPIDLE"):
+            options += [
+                (socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, settings.keepalive_idle),
+                (socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, settings.keepalive_interval),
+                (socket.IPPROTO_TCP, socket.TCP_KEEPCNT, settings.keepalive_count),
+            ]
         try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-            if hasattr(socket, "TCP_KEEPIDLE"):
-                sock.setsockopt(
-                    socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, self._settings.keepalive_idle
-                )
-                sock.setsockopt(
-                    socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, self._settings.keepalive_interval
-                )
-                sock.setsockopt(
-                    socket.IPPROTO_TCP, socket.TCP_KEEPCNT, self._settings.keepalive_count
-                )
+            for level, option, value in options:
+                sock.setsockopt(level, option, value)
         except OSError as error:
-            log.debug("could not set keepalive on %s: %s", self.name, error)
+            log.debug("could not set keepalive for %s: %s", self._address, error)

@@ -4,52 +4,97 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 
+from ackchat.admission import AddressPolicy
 from ackchat.protocol import replies
 from ackchat.registry import DisconnectReason, MemoryRegistry, Registry
-from ackchat.server.connection import ClientConnection, format_address
+from ackchat.server.connection import ClientConnection, format_address, is_loopback
 from ackchat.settings import ServerSettings
+from ackchat.tls import server_context
 
 log = logging.getLogger("ackchat.server")
 
 
 class ChatServer:
-    """An ackchat server on one TCP address, with its registry and open connections."""
+    """An ackchat server on its TCP address(es), with its registry and open connections."""
 
     def __init__(self, settings: ServerSettings, registry: Registry | None = None) -> None:
         self.settings = settings
         self.registry: Registry = registry or MemoryRegistry(
             settings.max_clients, settings.history_limit
         )
-        self._server: asyncio.Server | None = None
+        self.admission = AddressPolicy(
+            allow=settings.allow,
+            deny=settings.deny,
+            max_per_address=settings.max_per_address,
+            connect_rate=settings.connect_rate,
+            connect_burst=settings.connect_burst,
+            exempt=settings.limit_exempt,
+        )
+        secret = settings.read_password()
+        self.password: bytes | None = secret.encode() if secret else None
+        # Connections turned away before they got a name, by reason (shown in status).
+        self.refused: Counter[str] = Counter()
+        self._servers: list[asyncio.Server] = []
         self._connections: set[ClientConnection] = set()
         self._all_closed = asyncio.Event()
         self._all_closed.set()
 
     @property
     def port(self) -> int:
-        """The port actually bound (useful when the settings asked for port 0)."""
-        assert self._server is not None, "the server is not started"
-        port: int = self._server.sockets[0].getsockname()[1]
+        """The main port actually bound (useful when the settings asked for port 0)."""
+        assert self._servers, "the server is not started"
+        port: int = self._servers[0].sockets[0].getsockname()[1]
+        return port
+
+    @property
+    def tls_port(self) -> int | None:
+        """The separate TLS port actually bound, if one was asked for."""
+        if len(self._servers) < 2:
+            return None
+        port: int = self._servers[1].sockets[0].getsockname()[1]
         return port
 
     @property
     def open_connections(self) -> int:
-        """Sockets open now, including rejected ones still being closed."""
+        """Sockets open now, including refused ones still being closed."""
         return len(self._connections)
 
     async def start(self) -> None:
-        """Listen on the configured address; raises OSError if that is impossible."""
+        """Listen on the configured address(es); raises OSError if that is impossible."""
+        settings = self.settings
+        tls = server_context(settings.tls_cert, settings.tls_key) if settings.tls else None
+        main_is_tls = tls is not None and not settings.tls_port
+        await self._listen(settings.port, tls if main_is_tls else None)
+        if tls is not None and settings.tls_port:
+            await self._listen(settings.tls_port, tls)
+        if not is_loopback(settings.host) and tls is None and self.password is None:
+            log.warning(
+                "serving %s without TLS or a password: anyone who can reach this address"
+                " can connect and read the traffic (see docs/SECURITY.md)",
+                settings.host,
+            )
+
+    async def _listen(self, port: int, tls: object) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
+        server = await loop.create_server(
             lambda: ClientConnection(self),
             self.settings.host,
-            self.settings.port,
+            port,
             backlog=self.settings.backlog,
             reuse_address=True,
+            ssl=tls,  # type: ignore[arg-type]
+            ssl_handshake_timeout=(self.settings.line_timeout or None) if tls else None,
         )
-        addresses = ", ".join(format_address(sock.getsockname()) for sock in self._server.sockets)
-        log.info("listening on %s (at most %d clients)", addresses, self.registry.max_clients)
+        self._servers.append(server)
+        addresses = ", ".join(format_address(sock.getsockname()) for sock in server.sockets)
+        log.info(
+            "listening on %s%s (at most %d clients)",
+            addresses,
+            " with TLS" if tls else "",
+            self.registry.max_clients,
+        )
 
     def opened(self, connection: ClientConnection) -> None:
         """A connection's socket was accepted."""
@@ -62,6 +107,10 @@ class ChatServer:
         if not self._connections:
             self._all_closed.set()
 
+    def count_refusal(self, reason: str) -> None:
+        """Count a connection or attempt turned away before it got a name."""
+        self.refused[reason] += 1
+
     def set_max_clients(self, value: int) -> None:
         """Change the client limit while running; new connections see it at once."""
         old = self.registry.max_clients
@@ -71,8 +120,8 @@ class ChatServer:
 
     async def shutdown(self) -> None:
         """Stop accepting, tell every client, wait up to the shutdown timeout, then cut off."""
-        if self._server is not None:
-            self._server.close()
+        for server in self._servers:
+            server.close()
         farewell = replies.line(replies.SERVER_SHUTTING_DOWN)
         for connection in list(self._connections):
             connection.close(DisconnectReason.SERVER_SHUTDOWN, farewell)
@@ -85,8 +134,8 @@ class ChatServer:
                 self.settings.shutdown_timeout,
             )
             self.abort_all()
-        if self._server is not None:
-            await self._server.wait_closed()
+        for server in self._servers:
+            await server.wait_closed()
         log.info("server stopped")
 
     def abort_all(self) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from ackchat.server.listener import ChatServer
 from ackchat.settings import ServerSettings, SettingsError
+from ackchat.tls import TlsSetupError
 
 log = logging.getLogger("ackchat.server")
 
@@ -58,9 +59,12 @@ def run_server(settings: ServerSettings, reload: Callable[[], ServerSettings]) -
 
 async def serve(settings: ServerSettings, reload: Callable[[], ServerSettings]) -> int:
     """Start the server, wait for SIGINT/SIGTERM, then shut it down."""
-    server = ChatServer(settings)
     try:
+        server = ChatServer(settings)
         await server.start()
+    except (SettingsError, TlsSetupError) as error:
+        log.error("%s", error)
+        return EXIT_FAILURE
     except OSError as error:
         log.error("cannot listen on %s port %d: %s", settings.host, settings.port, _explain(error))
         return EXIT_FAILURE
