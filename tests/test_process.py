@@ -103,3 +103,38 @@ async def test_python_server_py_starts_the_server(processes: list[ServerProcess]
     client.close()
     server.process.send_signal(signal.SIGTERM)
     assert await server.wait() == 0
+
+
+async def test_sigterm_under_heavy_load_records_everyone_and_exits_0(
+    processes: list[ServerProcess],
+) -> None:
+    server = await ServerProcess.start("--max-clients", "40", "--rate-limit", "0")
+    processes.append(server)
+    clients = [await LineClient.open(server.port) for _ in range(40)]
+    for client in clients:
+        await client.greeting()
+
+    async def hammer(client: LineClient) -> int:
+        """Pipeline lines until the shutdown notice arrives; return the ACKs seen."""
+        acks = 0
+        await client.send_raw(b"load\n" * 2000)
+        while True:
+            text = await client.read_line()
+            if text == "Server is shutting down. Goodbye.":
+                assert await client.at_eof()
+                client.close()
+                return acks
+            assert text == "load ACK"
+            acks += 1
+            if acks % 500 == 0:
+                await client.send_raw(b"load\n" * 500)
+
+    tasks = [asyncio.ensure_future(hammer(client)) for client in clients]
+    await server.wait_for_log(r"Client40 connected")
+    server.process.send_signal(signal.SIGTERM)
+    acks = await bounded(asyncio.gather(*tasks))
+    assert await server.wait() == 0
+    assert sum(acks) > 0
+    await server.wait_for_log(r"server stopped")
+    departures = [text for text in server.log if "disconnected (server shutdown)" in text]
+    assert len(departures) == 40

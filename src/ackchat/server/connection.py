@@ -98,6 +98,7 @@ class ClientConnection(asyncio.Protocol):
         self._idle_timer: asyncio.TimerHandle | None = None
         self._line_timer: asyncio.TimerHandle | None = None
         self._auth_timer: asyncio.TimerHandle | None = None
+        self._linger_timer: asyncio.TimerHandle | None = None
 
     @property
     def name(self) -> str | None:
@@ -124,7 +125,7 @@ class ClientConnection(asyncio.Protocol):
             log.info("refused %s: %s", self._address, refusal)
             self._closing = True
             transport.write(replies.refused(refusal))
-            transport.close()
+            self._close_gracefully()
             return
         self._counted_by_policy = True
         self._configure_socket(transport)
@@ -175,6 +176,7 @@ class ClientConnection(asyncio.Protocol):
         else:
             reason = DisconnectReason.CLOSED_BY_PEER
         self._end_session(reason)
+        self._cancel(self._linger_timer)
         self._stream = None
         if self._counted_by_policy:
             self._server.admission.closed(self._host)
@@ -308,7 +310,7 @@ class ClientConnection(asyncio.Protocol):
         self._closing = True
         self._cancel_timers()
         self._transport.write(farewell)
-        self._transport.close()
+        self._close_gracefully()
 
     def _join(self) -> None:
         """Name the client and greet it, or tell it the server is full."""
@@ -417,10 +419,9 @@ class ClientConnection(asyncio.Protocol):
     # Ending the session
 
     def close(self, reason: DisconnectReason, farewell: bytes = b"") -> None:
-        """End the session for ``reason``: send ``farewell``, flush, then close the socket.
+        """End the session for ``reason``: send ``farewell``, then close gracefully.
 
-        The slot is freed at once; the socket closes when the unsent bytes are out (the
-        server aborts it after its shutdown timeout if the peer never reads them).
+        The slot is freed at once; the socket closes as :meth:`_close_gracefully` says.
         """
         if self._closing:
             return
@@ -429,7 +430,27 @@ class ClientConnection(asyncio.Protocol):
         if farewell:
             self._transport.write(farewell)
         self._end_session(reason)
-        self._transport.close()
+        self._close_gracefully()
+
+    def _close_gracefully(self) -> None:
+        """Send FIN after the unsent bytes, and read and drop input until the peer's FIN.
+
+        Closing a socket with unread input would send a RST, which can destroy the
+        farewell before the client reads it. The wait is bounded by the shutdown timeout.
+        """
+        transport = self._transport
+        assert transport is not None
+        if not transport.can_write_eof():
+            transport.close()
+            return
+        try:
+            transport.write_eof()
+        except OSError:
+            transport.abort()
+            return
+        if not transport.is_reading():
+            transport.resume_reading()
+        self._linger_timer = self._loop.call_later(self._settings.shutdown_timeout, transport.abort)
 
     def abort(self, reason: DisconnectReason) -> None:
         """End the session for ``reason`` now, dropping whatever was not yet sent."""

@@ -61,15 +61,10 @@ async def serve(settings: ServerSettings, reload: Callable[[], ServerSettings]) 
     """Start the server, wait for SIGINT/SIGTERM, then shut it down."""
     try:
         server = ChatServer(settings)
-        await server.start()
-    except (SettingsError, TlsSetupError) as error:
+    except SettingsError as error:
         log.error("%s", error)
         return EXIT_FAILURE
-    except OSError as error:
-        log.error("cannot listen on %s port %d: %s", settings.host, settings.port, _explain(error))
-        return EXIT_FAILURE
     loop = asyncio.get_running_loop()
-    log.info("event loop: %s", type(loop).__module__.split(".")[0])
     stop = asyncio.Event()
 
     def on_stop_signal(signal_name: str) -> None:
@@ -88,10 +83,22 @@ async def serve(settings: ServerSettings, reload: Callable[[], ServerSettings]) 
             return
         server.set_max_clients(fresh.max_clients)
 
+    # Handlers first: a signal that arrives while the server starts is not lost.
     for signal_number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signal_number, on_stop_signal, signal_number.name)
     loop.add_signal_handler(signal.SIGHUP, on_reload_signal)
     try:
+        try:
+            await server.start()
+        except TlsSetupError as error:
+            log.error("%s", error)
+            return EXIT_FAILURE
+        except OSError as error:
+            log.error(
+                "cannot listen on %s port %d: %s", settings.host, settings.port, _explain(error)
+            )
+            return EXIT_FAILURE
+        log.info("event loop: %s", type(loop).__module__.split(".")[0])
         await stop.wait()
         await server.shutdown()
     finally:
