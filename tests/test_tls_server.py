@@ -6,7 +6,6 @@ import asyncio
 import socket
 import ssl
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,13 +23,13 @@ def authority() -> trustme.CA:
 
 
 @pytest.fixture
-def certificate_files(tmp_path: Path, authority: trustme.CA) -> Iterator[tuple[str, str, str]]:
+def certificate_files(tmp_path: Path, authority: trustme.CA) -> tuple[str, str, str]:
     issued = authority.issue_cert("localhost", "127.0.0.1")
     cert, key, ca = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
     issued.private_key_and_cert_chain_pem.write_to_path(str(cert))
     issued.private_key_pem.write_to_path(str(key))
     authority.cert_pem.write_to_path(str(ca))
-    yield str(cert), str(key), str(ca)
+    return str(cert), str(key), str(ca)
 
 
 async def open_tls(port: int, context: ssl.SSLContext) -> LineClient:
