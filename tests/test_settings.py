@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ from ackchat.settings import (
     ServerSettings,
     SettingsError,
     config_path,
+    env_name,
+    flag_name,
     given_flags,
     resolve,
 )
@@ -123,3 +126,11 @@ def test_a_bad_setting_exits_2_with_one_sentence(capsys: pytest.CaptureFixture[s
     assert main(["serve", "--max-clients", "none"]) == 2
     error = capsys.readouterr().err
     assert error == "ackchat: --max-clients must be a positive integer, got 'none'\n"
+
+
+def test_the_readme_documents_every_option() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for cls in (ServerSettings, ClientSettings):
+        for setting in fields(cls):
+            assert f"`{flag_name(setting.name)}`" in readme, setting.name
+            assert f"`{env_name(setting.name)}`" in readme, setting.name
