@@ -1,0 +1,395 @@
+"""The benchmark scenarios, each a coroutine that loads a server and returns a Measurement.
+
+Every scenario stops by itself: its load runs for a warm-up then a measured window (or
+until a number of requests), and every wait on the server is bounded. Scenarios run in
+whatever event loop calls them, so the tests can aim them at an in-process server; the
+runner calls them in worker processes under uvloop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from ackchat.bench.client import BenchError, EchoConnection, ScriptConnection, Tally
+from ackchat.bench.stats import LatencyHistogram, Measurement, ReplyRule
+
+SCENARIOS = ("echo", "connect", "idle", "status")
+# Connections opened at once while setting up many of them.
+OPEN_CONCURRENCY = 200
+# Extra time any scenario may take for setting up and draining, beyond its load window.
+SETUP_TIMEOUT = 60.0
+ACK = b" ACK"
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """Everything a benchmark run is told; a worker gets a copy with its share."""
+
+    scenario: str = "echo"
+    host: str = "127.0.0.1"
+    port: int = 1234
+    connections: int = 50
+    pipeline: int = 1
+    warmup: float = 1.0
+    duration: float = 5.0
+    requests: int = 0
+    workers: int = 1
+    line_protocol: bool = False
+    request: str | None = None
+    expect: str | None = None
+    size: int = 16
+    quit: str | None = None
+    server_pid: int | None = None
+    cache_fill: int = 10000
+    status_clients: int = 10
+    status_repeats: int = 20
+
+    @property
+    def greeting(self) -> bool:
+        """Whether the server greets each client (ackchat) or not (a plain line server)."""
+        return not self.line_protocol
+
+    def reply_rule(self) -> ReplyRule:
+        """An exact ``request + ' ACK'`` check, or a suffix check when ``expect`` is given."""
+        if self.expect is not None:
+            return ReplyRule(self.expect.encode(), exact=False)
+        return ReplyRule(ACK)
+
+    def share(self, worker: int) -> BenchOptions:
+        """This worker's part of the connections and of the request limit."""
+
+        def part(total: int) -> int:
+            return total // self.workers + (1 if worker < total % self.workers else 0)
+
+        return replace(self, connections=part(self.connections), requests=part(self.requests))
+
+
+# Called by each worker once its connections are set up, to start all workers together.
+Sync = Callable[[], None]
+
+
+def _no_sync() -> None:
+    return None
+
+
+def requests_for(options: BenchOptions, connection: int) -> list[bytes]:
+    """The requests one connection cycles through: distinct lines, so a mix-up shows."""
+    if options.request is not None:
+        return [options.request.encode()]
+    requests = []
+    for number in range(16):
+        head = f"c{connection}m{number}-"
+        requests.append((head + "x" * max(0, options.size - len(head))).encode())
+    return requests
+
+
+def read_rss_kb(pid: int) -> int:
+    """The resident memory of process ``pid`` in KiB, from /proc/PID/status."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise BenchError(f"no VmRSS for process {pid}")
+
+
+def cpu_seconds() -> float:
+    """User plus system CPU time of this process so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def run_scenario(options: BenchOptions, sync: Sync = _no_sync) -> Measurement:
+    """Run the scenario ``options`` names, bounded in time, in the running event loop."""
+    if options.scenario not in SCENARIOS:
+        raise ValueError(f"unknown scenario {options.scenario!r}")
+    if options.scenario == "status" and options.line_protocol:
+        raise ValueError("the status scenario needs an ackchat server")
+    run = {"echo": echo, "connect": connect, "idle": idle, "status": status}[options.scenario]
+    bound = options.warmup + options.duration + SETUP_TIMEOUT
+    return await asyncio.wait_for(run(options, sync), bound)
+
+
+class Window:
+    """The warm-up and measured window of one process, and its CPU use during the window."""
+
+    def __init__(self, options: BenchOptions, tally: Tally) -> None:
+        self._options = options
+        self._tally = tally
+        self._cpu_start = 0.0
+        self._started = 0.0
+        self.seconds = 0.0
+        self.cpu = 0.0
+
+    async def run(self) -> None:
+        """Warm up, open the window, wait for its end or the request limit, close it."""
+        loop = asyncio.get_running_loop()
+        tally = self._tally
+        tally.sending = True
+        await asyncio.sleep(self._options.warmup)
+        tally.limit_reached = loop.create_future()
+        self._cpu_start = cpu_seconds()
+        self._started = time.monotonic()
+        tally.measuring = True
+        await asyncio.wait([tally.limit_reached], timeout=self._options.duration)
+        self.close()
+
+    def close(self) -> None:
+        """End the window now: stop counting and sending."""
+        tally = self._tally
+        if not tally.measuring:
+            return
+        tally.measuring = False
+        tally.sending = False
+        self.seconds = time.monotonic() - self._started
+        self.cpu = cpu_seconds() - self._cpu_start
+        tally.flush()
+
+
+def _measurement(
+    options: BenchOptions, tally: Tally, window: Window, connections: int
+) -> Measurement:
+    return Measurement(
+        scenario=options.scenario,
+        connections=connections,
+        replies=tally.replies,
+        errors=tally.errors,
+        seconds=window.seconds,
+        cpu_seconds=window.cpu,
+        max_process_cpu=window.cpu / window.seconds if window.seconds else 0.0,
+        latency=tally.latency,
+        error_samples=tally.error_samples,
+    )
+
+
+async def open_echo(
+    options: BenchOptions, tally: Tally, count: int, first: int = 0
+) -> list[EchoConnection]:
+    """Open ``count`` echo connections and wait until each is past the greeting."""
+    loop = asyncio.get_running_loop()
+    rule = options.reply_rule()
+    gate = asyncio.Semaphore(OPEN_CONCURRENCY)
+
+    async def open_one(number: int) -> EchoConnection:
+        async with gate:
+            _, connection = await loop.create_connection(
+                lambda: EchoConnection(
+                    tally,
+                    requests_for(options, number),
+                    rule,
+                    options.pipeline,
+                    options.greeting,
+                ),
+                options.host,
+                options.port,
+            )
+            await connection.ready
+            return connection
+
+    return list(await asyncio.gather(*(open_one(first + n) for n in range(count))))
+
+
+async def _drain_and_close(connections: list[EchoConnection]) -> None:
+    """Wait for the replies still in flight, then close every connection."""
+    try:
+        await asyncio.gather(*(connection.drained for connection in connections))
+    finally:
+        for connection in connections:
+            connection.close()
+
+
+async def echo(options: BenchOptions, sync: Sync) -> Measurement:
+    """Keep ``pipeline`` requests in flight on each connection; check and time every reply."""
+    tally = Tally(options.requests)
+    rss_before = read_rss_kb(options.server_pid) if options.server_pid else 0
+    connections = await open_echo(options, tally, options.connections)
+    sync()
+    window = Window(options, tally)
+    for connection in connections:
+        connection.start()
+    await window.run()
+    await _drain_and_close(connections)
+    measurement = _measurement(options, tally, window, len(connections))
+    if options.server_pid:
+        rss_after = read_rss_kb(options.server_pid)
+        measurement.extra.update(
+            rss_before_kb=rss_before,
+            rss_after_kb=rss_after,
+            rss_growth_kb=rss_after - rss_before,
+        )
+    return measurement
+
+
+async def connect_cycle(options: BenchOptions) -> None:
+    """One connection's life: connect, greeting (or one request), goodbye, closed."""
+    connection = await ScriptConnection.open(options.host, options.port)
+    try:
+        if options.greeting:
+            await connection.greeting()
+            connection.write_line(b"exit")
+            goodbye = await connection.read_line()
+            if not goodbye.startswith(b"Goodbye, "):
+                raise BenchError(f"expected a goodbye, got {goodbye!r}")
+        else:
+            request = requests_for(options, 0)[0]
+            connection.write_line(request)
+            reply = await connection.read_line()
+            if not options.reply_rule().matches(request, reply):
+                raise BenchError(f"unexpected reply {reply!r} to {request!r}")
+            if options.quit is not None:
+                connection.write_line(options.quit.encode())
+                await connection.read_line()
+            else:
+                connection.close()
+        await connection.closed
+    finally:
+        connection.close()
+
+
+async def connect(options: BenchOptions, sync: Sync) -> Measurement:
+    """``connections`` clients in parallel, each repeating connect cycles; cycles/s."""
+    tally = Tally(options.requests)
+    sync()
+    window = Window(options, tally)
+
+    async def client() -> None:
+        while tally.sending:
+            started = time.monotonic_ns()
+            try:
+                await connect_cycle(options)
+            except (BenchError, OSError) as error:
+                tally.error(str(error))
+                continue
+            if tally.measuring:
+                tally.replies += 1
+                tally.samples.append((time.monotonic_ns() - started) // 1000)
+                if tally.requests_limit and tally.replies >= tally.requests_limit:
+                    tally.finish()
+
+    tally.sending = True
+    clients = [asyncio.create_task(client()) for _ in range(options.connections)]
+    await window.run()
+    await asyncio.gather(*clients)
+    return _measurement(options, tally, window, options.connections)
+
+
+async def idle(options: BenchOptions, sync: Sync) -> Measurement:
+    """Hold ``connections`` idle clients; with a server pid, its memory growth per client."""
+    rss_before = read_rss_kb(options.server_pid) if options.server_pid else 0
+    gate = asyncio.Semaphore(OPEN_CONCURRENCY)
+    rule = options.reply_rule()
+    request = requests_for(options, 0)[0]
+
+    async def hold() -> ScriptConnection:
+        async with gate:
+            connection = await ScriptConnection.open(options.host, options.port)
+            if options.greeting:
+                await connection.greeting()
+            else:
+                connection.write_line(request)
+                reply = await connection.read_line()
+                if not rule.matches(request, reply):
+                    raise BenchError(f"unexpected reply {reply!r}")
+            return connection
+
+    cpu_start, started = cpu_seconds(), time.monotonic()
+    held = await asyncio.gather(*(hold() for _ in range(options.connections)))
+    sync()
+    try:
+        await asyncio.sleep(options.duration)
+        rss_after = read_rss_kb(options.server_pid) if options.server_pid else 0
+    finally:
+        for connection in held:
+            connection.close()
+    seconds = time.monotonic() - started
+    cpu = cpu_seconds() - cpu_start
+    measurement = Measurement(
+        scenario="idle",
+        connections=len(held),
+        replies=len(held),
+        seconds=seconds,
+        cpu_seconds=cpu,
+        max_process_cpu=cpu / seconds,
+    )
+    if options.server_pid:
+        growth = rss_after - rss_before
+        measurement.extra.update(
+            rss_before_kb=rss_before,
+            rss_after_kb=rss_after,
+            bytes_per_connection=growth * 1024 / max(1, len(held)),
+        )
+    return measurement
+
+
+async def fill_cache(options: BenchOptions, cycles: int, parallel: int = 50) -> None:
+    """Put ``cycles`` departed clients in the server's cache with connect/exit cycles."""
+    remaining = cycles
+
+    async def client() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            await connect_cycle(options)
+
+    await asyncio.gather(*(client() for _ in range(parallel)))
+
+
+async def timed_status(connection: ScriptConnection) -> tuple[int, int]:
+    """Ask for ``status all``; returns the microseconds to its end marker and its entries."""
+    started = time.monotonic_ns()
+    connection.write_line(b"status all")
+    lines = await connection.read_block()
+    elapsed = (time.monotonic_ns() - started) // 1000
+    if not lines or not lines[0].startswith(b"status:"):
+        raise BenchError(f"unexpected status reply {lines[:1]!r}")
+    return elapsed, len(lines) - 1
+
+
+async def status(options: BenchOptions, sync: Sync) -> Measurement:
+    """Time ``status all`` over a full cache, then echo latency while clients loop on it."""
+    await fill_cache(options, options.cache_fill)
+    asker = await ScriptConnection.open(options.host, options.port)
+    await asker.greeting()
+    alone = LatencyHistogram()
+    entries = 0
+    for _ in range(options.status_repeats):
+        elapsed, entries = await timed_status(asker)
+        alone.record(elapsed)
+    asker.close()
+
+    tally = Tally(options.requests)
+    echoes = await open_echo(options, tally, options.connections)
+    loopers = [
+        ScriptConnection.open(options.host, options.port) for _ in range(options.status_clients)
+    ]
+    askers = list(await asyncio.gather(*loopers))
+    await asyncio.gather(*(connection.greeting() for connection in askers))
+    sync()
+    window = Window(options, tally)
+    during = LatencyHistogram()
+
+    async def loop_on_status(connection: ScriptConnection) -> None:
+        while tally.sending:
+            elapsed, _ = await timed_status(connection)
+            if tally.measuring:
+                during.record(elapsed)
+        connection.close()
+
+    tasks = [asyncio.create_task(loop_on_status(connection)) for connection in askers]
+    for connection in echoes:
+        connection.start()
+    await window.run()
+    await asyncio.gather(*tasks)
+    await _drain_and_close(echoes)
+    measurement = _measurement(options, tally, window, len(echoes))
+    measurement.status_latency = during
+    measurement.extra.update(
+        status_entries=entries,
+        status_alone_p50_ms=alone.percentile(0.5) / 1000,
+        status_alone_max_ms=alone.max_us / 1000,
+        status_replies=during.count,
+    )
+    return measurement
