@@ -68,7 +68,9 @@ async def test_too_many_connections_from_one_address(
 async def test_connecting_too_fast_from_one_address(
     start_server: ServerFactory, connect: ClientFactory
 ) -> None:
-    server = await start_server(max_clients=50, connect_rate=0.001, connect_burst=3, limit_exempt=())
+    server = await start_server(
+        max_clients=50, connect_rate=0.001, connect_burst=3, limit_exempt=()
+    )
     first_lines = []
     for _ in range(5):
         client = await connect(server)

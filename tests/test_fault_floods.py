@@ -23,9 +23,7 @@ async def test_lines_over_the_rate_get_an_error_and_nothing_else_is_lost(
     await client.send_raw(b"".join(b"m%d\n" % n for n in range(5)))
     replies = [await client.read_line() for _ in range(5)]
     assert replies[:3] == ["m0 ACK", "m1 ACK", "m2 ACK"]
-    assert replies[3:] == [
-        "ERROR rate limit: over 1 lines per second; the line was discarded."
-    ] * 2
+    assert replies[3:] == ["ERROR rate limit: over 1 lines per second; the line was discarded."] * 2
 
 
 async def test_a_client_that_keeps_flooding_is_disconnected(
