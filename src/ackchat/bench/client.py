@@ -151,6 +151,10 @@ class EchoConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         error = BenchError(f"the server closed the connection ({exc or 'end of stream'})")
+        if self._sent_at or self._tally.sending:
+            # A connection lost under load ends the run: its figures would be wrong.
+            self._tally.error(str(error))
+            self._tally.finish()
         for future in (self.ready, self.drained):
             if not future.done():
                 future.set_exception(error)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import resource
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
+from typing import Any, TypeVar
 
 from ackchat.bench.client import BenchError, EchoConnection, ScriptConnection, Tally
 from ackchat.bench.stats import LatencyHistogram, Measurement, ReplyRule
@@ -23,6 +24,8 @@ OPEN_CONCURRENCY = 200
 # Extra time any scenario may take for setting up and draining, beyond its load window.
 SETUP_TIMEOUT = 60.0
 ACK = b" ACK"
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -186,10 +189,39 @@ async def open_echo(
                 options.host,
                 options.port,
             )
-            await connection.ready
+            try:
+                await connection.ready
+            except BaseException:
+                connection.close()
+                raise
             return connection
 
-    return list(await asyncio.gather(*(open_one(first + n) for n in range(count))))
+    return await _all_or_none([open_one(first + n) for n in range(count)], EchoConnection.close)
+
+
+async def _all_or_none(
+    openings: Sequence[Coroutine[Any, Any, T]], close: Callable[[T], None]
+) -> list[T]:
+    """Open connections together; if one fails, close those that opened and raise."""
+    outcomes = await asyncio.gather(*openings, return_exceptions=True)
+    opened = [outcome for outcome in outcomes if not isinstance(outcome, BaseException)]
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            for connection in opened:
+                close(connection)
+            raise outcome
+    return opened
+
+
+async def _greeted(options: BenchOptions) -> ScriptConnection:
+    """A connection past its greeting."""
+    connection = await ScriptConnection.open(options.host, options.port)
+    try:
+        await connection.greeting()
+    except BaseException:
+        connection.close()
+        raise
+    return connection
 
 
 async def _drain_and_close(connections: list[EchoConnection]) -> None:
@@ -285,18 +317,21 @@ async def idle(options: BenchOptions, sync: Sync) -> Measurement:
 
     async def hold() -> ScriptConnection:
         async with gate:
-            connection = await ScriptConnection.open(options.host, options.port)
             if options.greeting:
-                await connection.greeting()
-            else:
+                return await _greeted(options)
+            connection = await ScriptConnection.open(options.host, options.port)
+            try:
                 connection.write_line(request)
                 reply = await connection.read_line()
                 if not rule.matches(request, reply):
                     raise BenchError(f"unexpected reply {reply!r}")
+            except BaseException:
+                connection.close()
+                raise
             return connection
 
     cpu_start, started = cpu_seconds(), time.monotonic()
-    held = await asyncio.gather(*(hold() for _ in range(options.connections)))
+    held = await _all_or_none([hold() for _ in range(options.connections)], ScriptConnection.close)
     sync()
     try:
         await asyncio.sleep(options.duration)
@@ -351,8 +386,7 @@ async def timed_status(connection: ScriptConnection) -> tuple[int, int]:
 async def status(options: BenchOptions, sync: Sync) -> Measurement:
     """Time ``status all`` over a full cache, then echo latency while clients loop on it."""
     await fill_cache(options, options.cache_fill)
-    asker = await ScriptConnection.open(options.host, options.port)
-    await asker.greeting()
+    asker = await _greeted(options)
     alone = LatencyHistogram()
     entries = 0
     for _ in range(options.status_repeats):
@@ -362,11 +396,9 @@ async def status(options: BenchOptions, sync: Sync) -> Measurement:
 
     tally = Tally(options.requests)
     echoes = await open_echo(options, tally, options.connections)
-    loopers = [
-        ScriptConnection.open(options.host, options.port) for _ in range(options.status_clients)
-    ]
-    askers = list(await asyncio.gather(*loopers))
-    await asyncio.gather(*(connection.greeting() for connection in askers))
+    askers = await _all_or_none(
+        [_greeted(options) for _ in range(options.status_clients)], ScriptConnection.close
+    )
     sync()
     window = Window(options, tally)
     during = LatencyHistogram()
