@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections import Counter
 
 from ackchat.admission import AddressPolicy
@@ -76,7 +77,7 @@ class ChatServer:
                 settings.host,
             )
 
-    async def _listen(self, port: int, tls: object) -> None:
+    async def _listen(self, port: int, tls: ssl.SSLContext | None) -> None:
         loop = asyncio.get_running_loop()
         server = await loop.create_server(
             lambda: ClientConnection(self),
@@ -84,7 +85,7 @@ class ChatServer:
             port,
             backlog=self.settings.backlog,
             reuse_address=True,
-            ssl=tls,  # type: ignore[arg-type]
+            ssl=tls,
             ssl_handshake_timeout=(self.settings.line_timeout or None) if tls else None,
         )
         self._servers.append(server)
