@@ -238,8 +238,7 @@ class ServerSettings:
             raise SettingsError("--tls-cert and --tls-key must be given together")
         if self.tls_port and not self.tls_cert:
             raise SettingsError("--tls-port needs --tls-cert and --tls-key")
-        if self.password and self.password_file:
-            raise SettingsError("give --password or --password-file, not both")
+        check_one_password(self.password, self.password_file)
 
     @property
     def tls(self) -> bool:
@@ -248,18 +247,7 @@ class ServerSettings:
 
     def read_password(self) -> str:
         """The shared secret, from the setting or the first line of the password file."""
-        if not self.password_file:
-            return self.password
-        try:
-            with open(self.password_file, encoding="utf-8") as file:
-                secret = file.readline().rstrip("\r\n")
-        except OSError as error:
-            raise SettingsError(
-                f"cannot read the password file {self.password_file}: {error.strerror}"
-            ) from None
-        if not secret:
-            raise SettingsError(f"the password file {self.password_file} has an empty first line")
-        return secret
+        return read_secret(self.password, self.password_file)
 
 
 @dataclass(frozen=True)
@@ -274,6 +262,39 @@ class ClientSettings:
     tls: bool = option(False, boolean, "connect with TLS, verifying the server's certificate")
     ca: str = option("", file_path, "with --tls: trust this CA file instead of the system's")
     insecure: bool = option(False, boolean, "with --tls: do not verify the certificate (testing)")
+    password: str = option(
+        "", text, "answer the server's password request with this (else it is asked)", secret=True
+    )
+    password_file: str = option("", file_path, "read the password from this file's first line")
+
+    def __post_init__(self) -> None:
+        check_one_password(self.password, self.password_file)
+
+    def read_password(self) -> str:
+        """The shared secret, from the setting or the first line of the password file."""
+        return read_secret(self.password, self.password_file)
+
+
+def check_one_password(password: str, password_file: str) -> None:
+    """A password may come from the setting or from a file, not both."""
+    if password and password_file:
+        raise SettingsError("give --password or --password-file, not both")
+
+
+def read_secret(password: str, password_file: str) -> str:
+    """The password itself, or the first line of the password file ("" for none)."""
+    if not password_file:
+        return password
+    try:
+        with open(password_file, encoding="utf-8") as file:
+            secret = file.readline().rstrip("\r\n")
+    except OSError as error:
+        raise SettingsError(
+            f"cannot read the password file {password_file}: {error.strerror}"
+        ) from None
+    if not secret:
+        raise SettingsError(f"the password file {password_file} has an empty first line")
+    return secret
 
 
 SettingsT = TypeVar("SettingsT", ServerSettings, ClientSettings)
