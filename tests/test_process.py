@@ -37,6 +37,7 @@ async def test_sigterm_tells_clients_and_exits_0(processes: list[ServerProcess])
     for client in clients:
         assert await client.read_line() == "Server is shutting down. Goodbye."
         assert await client.at_eof()
+        client.close()
     assert await server.wait() == 0
     await server.wait_for_log(r"server stopped")
 

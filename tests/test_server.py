@@ -263,10 +263,13 @@ async def test_shutdown_tells_every_client_and_records_it(
     clients = [await connect(server) for _ in range(2)]
     for client in clients:
         await client.greeting()
-    await bounded(server.shutdown())
+    shutdown = asyncio.ensure_future(server.shutdown())
     for client in clients:
         assert await client.read_line() == "Server is shutting down. Goodbye."
         assert await client.at_eof()
+        client.close()
+    await bounded(shutdown)
+    assert server.open_connections == 0
     reasons = {record.reason for record in server.registry.snapshot(None).sessions}
     assert reasons == {DisconnectReason.SERVER_SHUTDOWN}
 
