@@ -41,8 +41,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ackchat.server")
 
-# A long reply (``status all``) is written this many lines at a time, between which the
-# connection waits for the client to read when its write buffer is above the high mark.
+# A long reply (``status all``) is written this many lines (about 0.5 ms of work) at a
+# time; between pieces other connections get their turn, and the client's reading sets
+# the pace once its write buffer passes the high mark.
 STREAM_CHUNK_LINES = 256
 
 Lines = Iterator[bytes | LineTooLong]
@@ -91,6 +92,7 @@ class ClientConnection(asyncio.Protocol):
         self._suspended = False
         self._held_lines: Lines = iter(())
         self._stream: Iterator[str] | None = None
+        self._stream_scheduled = False
         self._rate: TokenBucket | None = None
         self._rate_strikes = 0
         self._last_input = 0.0
@@ -165,10 +167,11 @@ class ClientConnection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._writing_paused = False
-        if self._stream is not None and not self._closing:
-            self._continue_stream()
+        if self._stream is not None:
+            self._schedule_stream()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._closing = True
         if isinstance(exc, ConnectionResetError):
             reason = DisconnectReason.RESET
         elif exc is not None:
@@ -354,18 +357,27 @@ class ClientConnection(asyncio.Protocol):
         self._continue_stream()
 
     def _continue_stream(self) -> None:
+        """Write the next piece of the long reply, then let other clients have a turn.
+
+        Not subject to the output cap: this output waits for the reader (a full write
+        buffer pauses it until ``resume_writing``), so it never piles up.
+        """
+        self._stream_scheduled = False
+        if self._stream is None or self._closing or self._writing_paused:
+            return
         assert self._transport is not None
-        assert self._stream is not None
-        # Not subject to the output cap: this output waits for the reader, never piles up.
-        while not self._writing_paused:
-            chunk = list(islice(self._stream, STREAM_CHUNK_LINES))
-            if not chunk:
-                break
+        chunk = list(islice(self._stream, STREAM_CHUNK_LINES))
+        if chunk:
             self._transport.write(replies.encode_lines(chunk))
-        else:
+            self._schedule_stream()
             return
         self._stream = None
         self._resume()
+
+    def _schedule_stream(self) -> None:
+        if not self._stream_scheduled:
+            self._stream_scheduled = True
+            self._loop.call_soon(self._continue_stream)
 
     # Timers
 
