@@ -8,7 +8,7 @@ cluster, that keeps the same :class:`Registry` interface.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Protocol
 
@@ -22,6 +22,7 @@ class DisconnectReason(StrEnum):
     IDLE_TIMEOUT = "idle timeout"
     LINE_TIMEOUT = "line timeout"
     RATE_LIMITED = "rate limited"
+    RESUMED = "resumed"
     SLOW_CONSUMER = "slow consumer"
     SERVER_SHUTDOWN = "server shutdown"
     CONNECTION_ERROR = "connection error"
@@ -37,6 +38,8 @@ class SessionRecord:
     connected_at: float
     disconnected_at: float | None = None
     reason: DisconnectReason | None = None
+    # Names this session had before its current one (a chosen name, a resumed one).
+    earlier_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +74,9 @@ class Registry(Protocol):
 
     def depart(self, name: str, reason: DisconnectReason, now: float) -> SessionRecord:
         """Record that a connected client left; returns its final record."""
+
+    def rename(self, name: str, new_name: str) -> SessionRecord:
+        """A connected client now goes by ``new_name``; the cache keeps the old one too."""
 
     def snapshot(self, recent_limit: int | None) -> StatusSnapshot:
         """All connected sessions and up to ``recent_limit`` most recent departed ones."""
@@ -121,14 +127,17 @@ class MemoryRegistry:
         return record
 
     def depart(self, name: str, reason: DisconnectReason, now: float) -> SessionRecord:
-        record = self._connected.pop(name)
-        ended = SessionRecord(
-            record.number, record.name, record.address, record.connected_at, now, reason
-        )
+        ended = replace(self._connected.pop(name), disconnected_at=now, reason=reason)
         if len(self._departed) == self._departed.maxlen:
             self._dropped += 1
         self._departed.append(ended)
         return ended
+
+    def rename(self, name: str, new_name: str) -> SessionRecord:
+        record = self._connected.pop(name)
+        renamed = replace(record, name=new_name, earlier_names=(*record.earlier_names, name))
+        self._connected[new_name] = renamed
+        return renamed
 
     def snapshot(self, recent_limit: int | None) -> StatusSnapshot:
         departed = list(self._departed)

@@ -1,13 +1,15 @@
 """Parse one line from a client into a command.
 
 A line is a command when, trimmed and in any case, it is one of the command words
-(``status``, ``status all``, ``help``, ``exit``); every other line is a message to be
+(``status``, ``status all``, ``help``, ``exit``, ``who``), or when it starts with ``/``
+(the chat commands: ``/msg``, ``/join``…); every other line is a message to be
 acknowledged, kept exactly as sent. Lines must be UTF-8. On a server with a password,
 the first lines are read by :func:`parse_auth` instead.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -39,13 +41,114 @@ class Exit:
     """End the session gracefully."""
 
 
-Command = Message | Status | Help | Exit
+@dataclass(frozen=True, slots=True)
+class Direct:
+    """``/msg <name> <text>``: a message to one client."""
+
+    recipient: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Broadcast:
+    """``/all <text>``: a message to every client."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Say:
+    """``/say <room> <text>``: a message to a room one is in."""
+
+    room: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    """``/join <room>``: enter a room (created if needed) and see its recent messages."""
+
+    room: str
+
+
+@dataclass(frozen=True, slots=True)
+class Leave:
+    """``/leave <room>``."""
+
+    room: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rooms:
+    """``/rooms``: every room with its member count."""
+
+
+@dataclass(frozen=True, slots=True)
+class Members:
+    """``/members <room>``: who is in a room."""
+
+    room: str
+
+
+@dataclass(frozen=True, slots=True)
+class Who:
+    """``who`` or ``/who``: the connected clients, lighter than ``status``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Nick:
+    """``/nick <name>``: choose one's own name."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """``/history <room>|direct [before <id>] [<count>]``: a page of older messages."""
+
+    scope: str
+    before: int | None
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """``/resume <token>``: take back a session that lost its connection."""
+
+    token: str
+
+
+class CommandUsageError(ValueError):
+    """A ``/`` command with missing or malformed arguments; the message shows the usage."""
+
+
+Command = (
+    Message
+    | Status
+    | Help
+    | Exit
+    | Direct
+    | Broadcast
+    | Say
+    | Join
+    | Leave
+    | Rooms
+    | Members
+    | Who
+    | Nick
+    | History
+    | Resume
+)
+
+HISTORY_DEFAULT = 20
+HISTORY_MAX = 200
 
 _KEYWORDS: dict[str, Command] = {
     "status": Status(),
     "status all": Status(show_all=True),
     "help": Help(),
     "exit": Exit(),
+    "who": Who(),
 }
 # Lines longer than this are messages without looking further: no command is that long,
 # even with the surrounding and inner white space that is allowed around its words.
@@ -61,6 +164,8 @@ def parse_command(line: bytes) -> Command:
         text = line.decode("utf-8")
     except UnicodeDecodeError as error:
         raise InvalidUtf8Error(f"invalid UTF-8 at byte {error.start}") from None
+    if text.startswith("/"):
+        return _parse_slash(text)
     if len(text) <= _MAX_COMMAND_LENGTH:
         keyword = _KEYWORDS.get(" ".join(text.split()).lower())
         if keyword is not None:
@@ -68,9 +173,81 @@ def parse_command(line: bytes) -> Command:
     return Message(text)
 
 
+_USAGE = {
+    "/msg": "/msg <name> <text>",
+    "/all": "/all <text>",
+    "/say": "/say <room> <text>",
+    "/join": "/join <room>",
+    "/leave": "/leave <room>",
+    "/rooms": "/rooms",
+    "/members": "/members <room>",
+    "/who": "/who",
+    "/nick": "/nick <name>",
+    "/history": "/history <room>|direct [before <id>] [<count>]",
+    "/resume": "/resume <token>",
+}
+
+
+def _parse_slash(text: str) -> Command:
+    """A ``/`` command: the word, then its arguments; a message's text is kept as sent."""
+    word, _, rest = text.partition(" ")
+    word = word.lower()
+    if word not in _USAGE:
+        raise CommandUsageError(f"unknown command {word}: type 'help' for the commands")
+    arguments = rest.split()
+
+    def usage() -> CommandUsageError:
+        return CommandUsageError(f"usage: {_USAGE[word]}")
+
+    if word in ("/msg", "/say"):
+        target, _, message = rest.lstrip(" ").partition(" ")
+        if not target or not message:
+            raise usage()
+        return Direct(target, message) if word == "/msg" else Say(target, message)
+    if word == "/all":
+        if not rest:
+            raise usage()
+        return Broadcast(rest)
+    if word in ("/rooms", "/who"):
+        if arguments:
+            raise usage()
+        return Rooms() if word == "/rooms" else Who()
+    if word == "/history":
+        return _parse_history(arguments, usage)
+    if len(arguments) != 1:
+        raise usage()
+    argument = arguments[0]
+    if word == "/join":
+        return Join(argument)
+    if word == "/leave":
+        return Leave(argument)
+    if word == "/members":
+        return Members(argument)
+    if word == "/nick":
+        return Nick(argument)
+    return Resume(argument)
+
+
+def _parse_history(arguments: list[str], usage: Callable[[], CommandUsageError]) -> History:
+    if not arguments:
+        raise usage()
+    scope, rest = arguments[0], arguments[1:]
+    before = None
+    if len(rest) >= 2 and rest[0].lower() == "before":
+        if not rest[1].isdigit():
+            raise usage()
+        before, rest = int(rest[1]), rest[2:]
+    count = HISTORY_DEFAULT
+    if rest:
+        if len(rest) > 1 or not rest[0].isdigit():
+            raise usage()
+        count = min(int(rest[0]), HISTORY_MAX)
+    return History(scope, before, count)
+
+
 def expects_multiline_reply(command: Command) -> bool:
     """Whether the server answers ``command`` with a multi-line block ending in ``.``."""
-    return isinstance(command, Status | Help)
+    return isinstance(command, Status | Help | Join | Rooms | Members | Who | History | Resume)
 
 
 def parse_auth(line: bytes) -> bytes | None:

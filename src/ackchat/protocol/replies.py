@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from functools import lru_cache
 from itertools import chain
+from typing import Protocol
 
 from ackchat.protocol.framing import LineTooLong
 from ackchat.registry import SessionRecord, StatusSnapshot
@@ -23,6 +24,7 @@ SERVER_SHUTTING_DOWN = "Server is shutting down. Goodbye."
 INVALID_UTF8 = "ERROR invalid UTF-8: the line was discarded."
 ERROR_PREFIX = "ERROR "
 GREETING_PREFIX = "Welcome! You are "
+RESUME_PREFIX = "Resume token: "
 AUTH_REQUIRED = "Password required: send 'auth <password>'."
 AUTH_FIRST = "ERROR authenticate first: send 'auth <password>'."
 ALREADY_AUTHENTICATED = "ERROR already authenticated."
@@ -46,11 +48,24 @@ _UNSAFE_CHARACTERS = dict.fromkeys(
 
 HELP_LINES = (
     "Commands (case does not matter):",
-    "  status      connected clients and the most recent departed ones, with totals",
-    "  status all  every client in the cache",
-    "  help        this list",
-    "  exit        end the session",
+    "  status                  connected clients and the recent departed ones, with totals",
+    "  status all              every client in the cache",
+    "  who                     the connected clients and their rooms",
+    "  help                    this list",
+    "  exit                    end the session",
+    "Chat:",
+    "  /msg <name> <text>      a message to one client",
+    "  /all <text>             a message to every client",
+    "  /join <room>            enter a room (made if new) and see its recent messages",
+    "  /say <room> <text>      a message to a room you are in",
+    "  /leave <room>           leave a room",
+    "  /rooms                  every room with its member count",
+    "  /members <room>         who is in a room",
+    "  /nick <name>            choose your name",
+    "  /history <room>|direct [before <id>] [<count>]   older messages, a page at a time",
+    "  /resume <token>         take back your session after a lost connection",
     "Any other line comes back with ' ACK' appended.",
+    "Messages to you arrive as: @<id> <time> <all|#room|direct> <from>: <text>",
 )
 
 
@@ -82,14 +97,12 @@ def encode_lines(lines: Iterable[str]) -> bytes:
     return "".join(f"{text}\n" for text in lines).encode()
 
 
-def greeting(name: str) -> bytes:
-    """The first reply a client gets: its name, then how to use the server."""
-    return encode_lines(
-        block_lines(
-            f"{GREETING_PREFIX}{name}.",
-            ["Every line you send comes back with ACK. Type 'help' for the commands."],
-        )
-    )
+def greeting(name: str, resume_token: str | None = None) -> bytes:
+    """The first reply a client gets: its name, how to use the server, its resume token."""
+    body = ["Every line you send comes back with ACK. Type 'help' for the commands."]
+    if resume_token is not None:
+        body.append(f"{RESUME_PREFIX}{resume_token}")
+    return encode_lines(block_lines(f"{GREETING_PREFIX}{name}.", body))
 
 
 def help_reply() -> bytes:
@@ -149,9 +162,14 @@ def session_line(record: SessionRecord, show_address: bool = True) -> str:
     address = sanitize(record.address) if show_address else HIDDEN_ADDRESS
     connected = format_time(int(record.connected_at))
     if record.disconnected_at is None:
-        return f"{name} {address} connected {connected} still connected"
-    disconnected = format_time(int(record.disconnected_at))
-    return f"{name} {address} connected {connected} disconnected {disconnected} ({record.reason})"
+        text = f"{name} {address} connected {connected} still connected"
+    else:
+        disconnected = format_time(int(record.disconnected_at))
+        text = f"{name} {address} connected {connected} disconnected {disconnected}"
+        text += f" ({record.reason})"
+    if record.earlier_names:
+        text += f" (was {', '.join(map(sanitize, record.earlier_names))})"
+    return text
 
 
 def status_lines(
@@ -179,3 +197,97 @@ def status_lines(
         )
         body = chain(body, [footer])
     return block_lines(header, body)
+
+
+class ChatEventLike(Protocol):
+    """The fields of a chat event that its line shows."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def time(self) -> float: ...
+    @property
+    def scope(self) -> str: ...
+    @property
+    def sender(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+
+
+def event_text(event: ChatEventLike) -> str:
+    """``@<id> <time> <scope> <from>: <text>``, the sender's text sanitised.
+
+    Names cannot hold spaces, ``>`` or ``:``, and the text cannot hold a line break, so
+    everything before the first ``: `` is the server's word, whatever the text says.
+    """
+    when = format_time(int(event.time))
+    return f"@{event.id} {when} {event.scope} {event.sender}: {sanitize(event.text)}"
+
+
+def chat_event(event: ChatEventLike) -> bytes:
+    """A chat event as it is delivered, encoded once for all its recipients."""
+    return f"{event_text(event)}\n".encode()
+
+
+def error(message: str) -> bytes:
+    """An ``ERROR`` line."""
+    return line(f"{ERROR_PREFIX}{message}")
+
+
+def joined(room: str, members: int, recent: Iterable[ChatEventLike]) -> bytes:
+    """The reply to ``/join``: the room, its size and its recent messages."""
+    header = f"joined {room}: {members} member{'s' if members != 1 else ''}"
+    return encode_lines(block_lines(header, map(event_text, recent)))
+
+
+def rooms_reply(rooms: list[tuple[str, int]]) -> bytes:
+    """The reply to ``/rooms``."""
+    body = (f"{room} {count}" for room, count in rooms)
+    return encode_lines(block_lines(f"rooms: {len(rooms)}", body))
+
+
+def members_reply(room: str, names: list[str]) -> bytes:
+    """The reply to ``/members``."""
+    return encode_lines(block_lines(f"members of {room}: {len(names)}", names))
+
+
+def who_reply(clients: list[tuple[str, list[str]]]) -> bytes:
+    """The reply to ``who``: each connected client and its rooms."""
+    body = (f"{name} {' '.join(rooms)}".rstrip() for name, rooms in clients)
+    return encode_lines(block_lines(f"who: {len(clients)} connected", body))
+
+
+def history_reply(scope: str, events: list[ChatEventLike]) -> bytes:
+    """The reply to ``/history``: oldest first; the next page is ``before`` the first id."""
+    header = f"history {scope}: {len(events)} message{'s' if len(events) != 1 else ''}"
+    if events:
+        header += f" (older: /history {scope} before {events[0].id})"
+    return encode_lines(block_lines(header, map(event_text, events)))
+
+
+def resumed(name: str, rooms: list[str], missed: list[bytes], dropped: int) -> bytes:
+    """The reply to ``/resume``: who one is again, and what came in meanwhile."""
+    where = f" in {', '.join(rooms)}" if rooms else ""
+    header = f"Resumed: you are {name} again{where}; {len(missed)} missed messages follow"
+    if dropped:
+        header += f" ({dropped} older ones were dropped)"
+    body = (data.decode().rstrip("\n") for data in missed)
+    return encode_lines(block_lines(header, body))
+
+
+def renamed(name: str) -> bytes:
+    """The reply to ``/nick``."""
+    return line(f"You are now {name}.")
+
+
+def left(room: str) -> bytes:
+    """The reply to ``/leave``."""
+    return line(f"left {room}")
+
+
+def slow_reader_warning(queued: int, limit: int) -> bytes:
+    """Sent once to a client whose unread messages pass the soft limit."""
+    return line(
+        f"WARNING you are reading slowly: {queued} messages wait for you;"
+        f" at {limit} you will be disconnected."
+    )

@@ -1,0 +1,310 @@
+"""The chat hub: who is in which room, who gets which message, what is kept for later.
+
+The hub is sans-I/O. Connections attach as :class:`Peer` objects and the hub hands them
+encoded lines through ``deliver``; every message is encoded once, however many
+recipients it has. Time is passed in. Errors are :class:`ChatError` exceptions whose
+message is the error line to send back.
+
+A client that vanishes without ``exit`` is *held* for a grace period: its name stays
+reserved, its rooms are kept, and what it is sent is buffered (up to a bound) until it
+comes back with its resume token or the grace period ends.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ackchat.chat.names import InvalidNameError, check_name, name_key, room_name
+from ackchat.protocol.replies import chat_event
+
+
+class ChatError(Exception):
+    """A chat command that cannot be done; the message is sent back after ``ERROR``."""
+
+
+class Peer(Protocol):
+    """A connection, as the hub sees it."""
+
+    def deliver(self, data: bytes) -> None:
+        """Queue ``data`` (whole lines) for the client, in order."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChatEvent:
+    """A message or presence change, with its server-wide id and time."""
+
+    id: int
+    time: float
+    scope: str
+    sender: str
+    text: str
+
+
+@dataclass(eq=False)
+class Member:
+    """One chat identity: connected (with a peer) or held for resume (without)."""
+
+    name: str
+    token: str
+    peer: Peer | None
+    rooms: set[str] = field(default_factory=set)
+    direct: deque[ChatEvent] = field(default_factory=deque)
+    missed: deque[bytes] = field(default_factory=deque)
+    missed_dropped: int = 0
+    held_until: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Resumed:
+    """What a resumed client gets back: its name, its rooms and what it missed."""
+
+    name: str
+    rooms: list[str]
+    missed: list[bytes]
+    dropped: int
+
+
+class ChatHub:
+    """Rooms, direct messages, broadcasts, names, history and resume, for one server."""
+
+    def __init__(
+        self,
+        room_history: int = 50,
+        direct_history: int = 50,
+        resume_grace: float = 60.0,
+        resume_buffer: int = 200,
+    ) -> None:
+        self._room_history = room_history
+        self._direct_history = direct_history
+        self._resume_grace = resume_grace
+        self._resume_buffer = resume_buffer
+        self._members: dict[str, Member] = {}
+        self._by_token: dict[str, Member] = {}
+        self._rooms: dict[str, set[Member]] = {}
+        self._room_events: dict[str, deque[ChatEvent]] = {}
+        self._last_id = 0
+
+    # Identities
+
+    def attach(self, name: str, peer: Peer) -> str:
+        """Register a newly named client; returns its resume token."""
+        member = Member(
+            name, secrets.token_urlsafe(18), peer, direct=deque(maxlen=self._direct_history)
+        )
+        self._members[name_key(name)] = member
+        self._by_token[member.token] = member
+        return member.token
+
+    def rename(self, old: str, new: str, now: float) -> str:
+        """Give a client the name it chose; returns the name. Rooms hear of it."""
+        try:
+            check_name(new)
+        except InvalidNameError as error:
+            raise ChatError(str(error)) from None
+        member = self._member(old)
+        holder = self._members.get(name_key(new))
+        if holder is not None and holder is not member:
+            raise ChatError(f"name taken: {new}")
+        del self._members[name_key(old)]
+        member.name = new
+        self._members[name_key(new)] = member
+        for room in sorted(member.rooms):
+            self._announce(room, f"{old} is now {new}", now)
+        return new
+
+    def detach(self, name: str, now: float, hold: bool) -> None:
+        """A client left: forget it (``exit``) or hold it for resume (it vanished)."""
+        member = self._members.get(name_key(name))
+        if member is None:
+            return
+        member.peer = None
+        if hold and self._resume_grace > 0:
+            member.held_until = now + self._resume_grace
+            member.missed = deque(maxlen=self._resume_buffer)
+            for room in sorted(member.rooms):
+                self._announce(room, f"{member.name} lost the connection", now)
+            return
+        self._forget(member, now, "left")
+
+    def resume(self, token: str, current: str, peer: Peer, now: float) -> Resumed:
+        """Swap the connection named ``current`` into the held identity of ``token``."""
+        member = self._by_token.get(token)
+        if member is None or member.peer is not None or member.held_until < now:
+            raise ChatError("unknown or expired resume token")
+        fresh = self._member(current)
+        if fresh.rooms:
+            raise ChatError("resume before joining rooms: this session has rooms already")
+        del self._members[name_key(current)]
+        del self._by_token[fresh.token]
+        member.peer = peer
+        missed, dropped = list(member.missed), member.missed_dropped
+        member.missed, member.missed_dropped = deque(), 0
+        for room in sorted(member.rooms):
+            self._announce(room, f"{member.name} is back", now)
+        return Resumed(member.name, sorted(member.rooms), missed, dropped)
+
+    def expire(self, now: float) -> list[str]:
+        """Forget held clients whose grace period is over; returns their names."""
+        expired = [
+            member
+            for member in self._members.values()
+            if member.peer is None and member.held_until < now
+        ]
+        for member in expired:
+            self._forget(member, now, "did not come back")
+        return [member.name for member in expired]
+
+    def token_of(self, name: str) -> str:
+        """The resume token of a connected client."""
+        return self._member(name).token
+
+    # Messages
+
+    def direct(self, sender: str, recipient: str, text: str, now: float) -> None:
+        """Send ``text`` to one client by name (held clients get it when they resume)."""
+        source = self._member(sender)
+        target = self._members.get(name_key(recipient))
+        if target is None:
+            raise ChatError(f"no such client: {recipient}")
+        event = self._event("direct", f"{source.name}>{target.name}", text, now)
+        data = chat_event(event)
+        for member in {source, target}:
+            member.direct.append(event)
+            self._send(member, data)
+
+    def broadcast(self, sender: str, text: str, now: float) -> int:
+        """Send ``text`` to every client, held ones included; returns how many."""
+        source = self._member(sender)
+        data = chat_event(self._event("all", source.name, text, now))
+        for member in self._members.values():
+            self._send(member, data)
+        return len(self._members)
+
+    def say(self, sender: str, room: str, text: str, now: float) -> None:
+        """Send ``text`` to every member of a room the sender is in."""
+        source = self._member(sender)
+        room = self._room_of(room)
+        if source not in self._rooms.get(room, ()):
+            raise ChatError(f"you are not in {room}: send '/join {room}' first")
+        self._to_room(room, self._event(room, source.name, text, now))
+
+    # Rooms
+
+    def join(self, name: str, room: str, now: float) -> tuple[str, int, list[ChatEvent]]:
+        """Enter a room; returns its name, its member count and its recent messages."""
+        member = self._member(name)
+        room = self._room_of(room)
+        if room in member.rooms:
+            raise ChatError(f"you are in {room} already")
+        members = self._rooms.setdefault(room, set())
+        history = self._room_events.setdefault(room, deque(maxlen=self._room_history))
+        recent = list(history)
+        members.add(member)
+        member.rooms.add(room)
+        self._announce(room, f"{member.name} joined", now)
+        return room, len(members), recent
+
+    def leave(self, name: str, room: str, now: float) -> str:
+        """Leave a room one is in; returns the room's name."""
+        member = self._member(name)
+        room = self._room_of(room)
+        if room not in member.rooms:
+            raise ChatError(f"you are not in {room}")
+        self._leave(member, room, f"{member.name} left", now)
+        return room
+
+    def rooms(self) -> list[tuple[str, int]]:
+        """Every room with its member count, by name."""
+        return sorted((room, len(members)) for room, members in self._rooms.items())
+
+    def members(self, room: str) -> list[str]:
+        """The names in a room, sorted; held clients are marked as away."""
+        room = self._room_of(room)
+        if room not in self._rooms:
+            raise ChatError(f"no such room: {room}")
+        return sorted(
+            member.name if member.peer is not None else f"{member.name} (away)"
+            for member in self._rooms[room]
+        )
+
+    def who(self) -> list[tuple[str, list[str]]]:
+        """Every connected client with its rooms, by name."""
+        return sorted(
+            (member.name, sorted(member.rooms))
+            for member in self._members.values()
+            if member.peer is not None
+        )
+
+    def history(self, name: str, scope: str, before: int | None, count: int) -> list[ChatEvent]:
+        """Up to ``count`` messages of a room (or one's direct messages) older than ``before``."""
+        member = self._member(name)
+        if scope == "direct":
+            events: Iterable[ChatEvent] = member.direct
+        else:
+            room = self._room_of(scope)
+            if room not in member.rooms:
+                raise ChatError(f"you are not in {room}: send '/join {room}' first")
+            events = self._room_events.get(room, ())
+        older = [event for event in events if before is None or event.id < before]
+        return older[-count:] if count else []
+
+    def in_rooms(self, name: str) -> list[str]:
+        """The rooms a client is in."""
+        return sorted(self._member(name).rooms)
+
+    # Internals
+
+    def _member(self, name: str) -> Member:
+        member = self._members.get(name_key(name))
+        if member is None:
+            raise ChatError(f"no such client: {name}")
+        return member
+
+    def _room_of(self, text: str) -> str:
+        try:
+            return room_name(text)
+        except InvalidNameError as error:
+            raise ChatError(str(error)) from None
+
+    def _event(self, scope: str, sender: str, text: str, now: float) -> ChatEvent:
+        self._last_id += 1
+        return ChatEvent(self._last_id, now, scope, sender, text)
+
+    def _to_room(self, room: str, event: ChatEvent, keep: bool = True) -> None:
+        """Deliver to the room's members; messages are kept in its history, presence not."""
+        if keep:
+            self._room_events[room].append(event)
+        data = chat_event(event)
+        for member in self._rooms[room]:
+            self._send(member, data)
+
+    def _announce(self, room: str, text: str, now: float) -> None:
+        self._to_room(room, self._event(room, "*", text, now), keep=False)
+
+    def _send(self, member: Member, data: bytes) -> None:
+        if member.peer is not None:
+            member.peer.deliver(data)
+            return
+        if len(member.missed) == member.missed.maxlen:
+            member.missed_dropped += 1
+        member.missed.append(data)
+
+    def _leave(self, member: Member, room: str, text: str, now: float) -> None:
+        member.rooms.discard(room)
+        members = self._rooms[room]
+        members.discard(member)
+        if members:
+            self._announce(room, text, now)
+        else:
+            del self._rooms[room]
+            del self._room_events[room]
+
+    def _forget(self, member: Member, now: float, how: str) -> None:
+        del self._members[name_key(member.name)]
+        del self._by_token[member.token]
+        for room in sorted(member.rooms):
+            self._leave(member, room, f"{member.name} {how}", now)
