@@ -228,6 +228,25 @@ class ServerSettings:
     tls_port: int = option(
         0, port_number, "serve TLS on this port beside the plain one; 0: the main port is TLS"
     )
+    # Chat (docs/PROTOCOL.md)
+    room_history: int = option(
+        50, non_negative_int, "messages each room keeps for /join and /history"
+    )
+    direct_history: int = option(
+        50, non_negative_int, "direct messages kept per client for /history direct"
+    )
+    resume_grace: float = option(
+        60.0, non_negative_number, "seconds a lost client may come back with /resume; 0 off"
+    )
+    resume_buffer: int = option(
+        200, non_negative_int, "messages kept for a lost client until it resumes"
+    )
+    queue_warn: int = option(
+        1000, positive_int, "unread messages after which a slow reader is warned"
+    )
+    queue_limit: int = option(
+        5000, positive_int, "unread messages after which a slow reader is disconnected"
+    )
     loop: str = option(
         "auto", choice(*LOOPS), "event loop: auto (uvloop if installed), uvloop or asyncio"
     )

@@ -113,7 +113,7 @@ class ChatHub:
         member.name = new
         self._members[name_key(new)] = member
         for room in sorted(member.rooms):
-            self._announce(room, f"{old} is now {new}", now)
+            self._announce(room, member, f"{old} is now {new}", now)
         return new
 
     def detach(self, name: str, now: float, hold: bool) -> None:
@@ -126,7 +126,7 @@ class ChatHub:
             member.held_until = now + self._resume_grace
             member.missed = deque(maxlen=self._resume_buffer)
             for room in sorted(member.rooms):
-                self._announce(room, f"{member.name} lost the connection", now)
+                self._announce(room, member, f"{member.name} lost the connection", now)
             return
         self._forget(member, now, "left")
 
@@ -144,7 +144,7 @@ class ChatHub:
         missed, dropped = list(member.missed), member.missed_dropped
         member.missed, member.missed_dropped = deque(), 0
         for room in sorted(member.rooms):
-            self._announce(room, f"{member.name} is back", now)
+            self._announce(room, member, f"{member.name} is back", now)
         return Resumed(member.name, sorted(member.rooms), missed, dropped)
 
     def expire(self, now: float) -> list[str]:
@@ -171,18 +171,19 @@ class ChatHub:
         if target is None:
             raise ChatError(f"no such client: {recipient}")
         event = self._event("direct", f"{source.name}>{target.name}", text, now)
-        data = chat_event(event)
-        for member in {source, target}:
-            member.direct.append(event)
-            self._send(member, data)
+        source.direct.append(event)
+        if target is not source:
+            target.direct.append(event)
+        self._send(target, chat_event(event))
 
     def broadcast(self, sender: str, text: str, now: float) -> int:
-        """Send ``text`` to every client, held ones included; returns how many."""
+        """Send ``text`` to every other client, held ones included; returns how many."""
         source = self._member(sender)
         data = chat_event(self._event("all", source.name, text, now))
-        for member in self._members.values():
+        receivers = [member for member in self._members.values() if member is not source]
+        for member in receivers:
             self._send(member, data)
-        return len(self._members)
+        return len(receivers)
 
     def say(self, sender: str, room: str, text: str, now: float) -> None:
         """Send ``text`` to every member of a room the sender is in."""
@@ -190,7 +191,7 @@ class ChatHub:
         room = self._room_of(room)
         if source not in self._rooms.get(room, ()):
             raise ChatError(f"you are not in {room}: send '/join {room}' first")
-        self._to_room(room, self._event(room, source.name, text, now))
+        self._to_room(room, self._event(room, source.name, text, now), skip=source)
 
     # Rooms
 
@@ -205,7 +206,7 @@ class ChatHub:
         recent = list(history)
         members.add(member)
         member.rooms.add(room)
-        self._announce(room, f"{member.name} joined", now)
+        self._announce(room, member, f"{member.name} joined", now)
         return room, len(members), recent
 
     def leave(self, name: str, room: str, now: float) -> str:
@@ -274,16 +275,21 @@ class ChatHub:
         self._last_id += 1
         return ChatEvent(self._last_id, now, scope, sender, text)
 
-    def _to_room(self, room: str, event: ChatEvent, keep: bool = True) -> None:
-        """Deliver to the room's members; messages are kept in its history, presence not."""
+    def _to_room(self, room: str, event: ChatEvent, skip: Member, keep: bool = True) -> None:
+        """Deliver to the room's members but ``skip`` (the sender, who gets an ACK).
+
+        Messages are kept in the room's history; presence changes are not.
+        """
         if keep:
             self._room_events[room].append(event)
         data = chat_event(event)
         for member in self._rooms[room]:
-            self._send(member, data)
+            if member is not skip:
+                self._send(member, data)
 
-    def _announce(self, room: str, text: str, now: float) -> None:
-        self._to_room(room, self._event(room, "*", text, now), keep=False)
+    def _announce(self, room: str, subject: Member, text: str, now: float) -> None:
+        """Tell a room's other members what ``subject`` did."""
+        self._to_room(room, self._event(room, "*", text, now), skip=subject, keep=False)
 
     def _send(self, member: Member, data: bytes) -> None:
         if member.peer is not None:
@@ -298,7 +304,7 @@ class ChatHub:
         members = self._rooms[room]
         members.discard(member)
         if members:
-            self._announce(room, text, now)
+            self._announce(room, member, text, now)
         else:
             del self._rooms[room]
             del self._room_events[room]

@@ -8,7 +8,7 @@ detectable without a timer. See docs/PROTOCOL.md.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
 from itertools import chain
@@ -176,20 +176,23 @@ def status_lines(
     snapshot: StatusSnapshot,
     show_addresses: bool = True,
     refused: Mapping[str, int] | None = None,
+    chat_losses: Mapping[str, int] | None = None,
 ) -> Iterator[str]:
     """The reply to ``status``, line by line, so a long one can be sent in pieces.
 
-    ``refused`` counts connections turned away before they got a name, by reason.
+    ``refused`` counts connections turned away before they got a name, by reason;
+    ``chat_losses`` counts slow readers disconnected and the messages dropped with them.
     """
     header = (
         f"status: {snapshot.connected} of {snapshot.max_clients} clients connected,"
         f" {snapshot.seen} seen, {snapshot.rejected} rejected (server full),"
         f" {snapshot.dropped} dropped from the cache"
     )
-    if refused:
-        header += "; refused: " + ", ".join(
-            f"{count} {reason}" for reason, count in sorted(refused.items())
-        )
+    for title, counts in (("refused", refused), ("chat", chat_losses)):
+        if counts:
+            header += f"; {title}: " + ", ".join(
+                f"{count} {what}" for what, count in sorted(counts.items())
+            )
     body: Iterator[str] = (session_line(record, show_addresses) for record in snapshot.sessions)
     if snapshot.hidden:
         footer = (
@@ -257,7 +260,7 @@ def who_reply(clients: list[tuple[str, list[str]]]) -> bytes:
     return encode_lines(block_lines(f"who: {len(clients)} connected", body))
 
 
-def history_reply(scope: str, events: list[ChatEventLike]) -> bytes:
+def history_reply(scope: str, events: Sequence[ChatEventLike]) -> bytes:
     """The reply to ``/history``: oldest first; the next page is ``before`` the first id."""
     header = f"history {scope}: {len(events)} message{'s' if len(events) != 1 else ''}"
     if events:

@@ -17,18 +17,33 @@ import hmac
 import logging
 import socket
 import time
+from collections import deque
 from collections.abc import Iterator
 from ipaddress import ip_address
 from itertools import islice
 from typing import TYPE_CHECKING, cast
 
+from ackchat.chat.hub import ChatError
 from ackchat.protocol import replies
 from ackchat.protocol.commands import (
+    Broadcast,
+    Command,
+    CommandUsageError,
+    Direct,
     Exit,
     Help,
+    History,
     InvalidUtf8Error,
+    Join,
+    Leave,
+    Members,
     Message,
+    Nick,
+    Resume,
+    Rooms,
+    Say,
     Status,
+    Who,
     parse_auth,
     parse_command,
 )
@@ -47,6 +62,15 @@ log = logging.getLogger("ackchat.server")
 STREAM_CHUNK_LINES = 256
 
 Lines = Iterator[bytes | LineTooLong]
+
+# A session that ended for one of these reasons may come back with /resume.
+HELD_REASONS = frozenset(
+    {
+        DisconnectReason.CLOSED_BY_PEER,
+        DisconnectReason.RESET,
+        DisconnectReason.CONNECTION_ERROR,
+    }
+)
 
 
 def format_address(peername: object) -> str:
@@ -93,6 +117,10 @@ class ClientConnection(asyncio.Protocol):
         self._held_lines: Lines = iter(())
         self._stream: Iterator[str] | None = None
         self._stream_scheduled = False
+        # Chat lines waiting for the client to read, while its write buffer is full or a
+        # long reply is being written: bounded by the queue settings.
+        self._outbox: deque[bytes] = deque()
+        self._warned_slow = False
         self._rate: TokenBucket | None = None
         self._rate_strikes = 0
         self._last_input = 0.0
@@ -169,6 +197,8 @@ class ClientConnection(asyncio.Protocol):
         self._writing_paused = False
         if self._stream is not None:
             self._schedule_stream()
+        elif self._outbox and not self._closing:
+            self._flush_outbox()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
@@ -207,21 +237,76 @@ class ClientConnection(asyncio.Protocol):
             except InvalidUtf8Error:
                 out.append(replies.line(replies.INVALID_UTF8))
                 continue
+            except CommandUsageError as problem:
+                out.append(replies.error(str(problem)))
+                continue
             if type(command) is Message:
                 out.append(replies.ack(command.text))
             elif type(command) is Status:
                 self._write(out)
                 self._start_stream(self._status_lines(command.show_all), lines)
                 return
-            elif type(command) is Help:
-                out.append(replies.help_reply())
             elif type(command) is Exit:
                 assert self._record is not None
                 out.append(replies.goodbye(self._record.name))
                 self._write(out)
                 self.close(DisconnectReason.EXIT)
                 return
+            else:
+                out.append(self._answer(command, line))
+                if self._closing:
+                    return
         self._write(out)
+
+    def _answer(self, command: Command, line: bytes) -> bytes:
+        """The reply to ``help`` or a chat command; chat errors become ``ERROR`` lines."""
+        assert self._record is not None
+        hub, name, now = self._server.hub, self._record.name, time.time()
+        try:
+            if type(command) is Help:
+                return replies.help_reply()
+            if type(command) is Direct:
+                hub.direct(name, command.recipient, command.text, now)
+            elif type(command) is Broadcast:
+                hub.broadcast(name, command.text, now)
+            elif type(command) is Say:
+                hub.say(name, command.room, command.text, now)
+            elif type(command) is Join:
+                return replies.joined(*hub.join(name, command.room, now))
+            elif type(command) is Leave:
+                return replies.left(hub.leave(name, command.room, now))
+            elif type(command) is Rooms:
+                return replies.rooms_reply(hub.rooms())
+            elif type(command) is Members:
+                return replies.members_reply(command.room, hub.members(command.room))
+            elif type(command) is Who:
+                return replies.who_reply(hub.who())
+            elif type(command) is History:
+                events = hub.history(name, command.scope, command.before, command.count)
+                return replies.history_reply(command.scope, events)
+            elif type(command) is Nick:
+                return self._rename(hub.rename(name, command.name, now))
+            elif type(command) is Resume:
+                return self._resume_session(command.token, now)
+        except ChatError as problem:
+            return replies.error(str(problem))
+        # A message was delivered: the usual ACK, of the line exactly as it was sent.
+        return replies.ack(line.decode())
+
+    def _rename(self, new_name: str) -> bytes:
+        assert self._record is not None
+        old_name = self._record.name
+        self._record = self._server.registry.rename(old_name, new_name)
+        log.info("%s is now %s", old_name, new_name)
+        return replies.renamed(new_name)
+
+    def _resume_session(self, token: str, now: float) -> bytes:
+        assert self._record is not None
+        current = self._record.name
+        back = self._server.hub.resume(token, current, self, now)
+        self._record = self._server.registry.rename(current, back.name)
+        log.info("%s resumed the session of %s", current, back.name)
+        return replies.resumed(back.name, back.rooms, back.missed, back.dropped)
 
     def _over_rate_limit(self, out: list[bytes]) -> bool:
         """Refuse a line over the rate limit; True if the client is now disconnected."""
@@ -241,7 +326,10 @@ class ClientConnection(asyncio.Protocol):
             visibility == "loopback" and is_loopback(self._host)
         )
         return replies.status_lines(
-            self._server.registry.snapshot(recent), show_addresses, self._server.refused
+            self._server.registry.snapshot(recent),
+            show_addresses,
+            self._server.refused,
+            self._server.chat_losses,
         )
 
     def _write(self, chunks: list[bytes]) -> None:
@@ -257,6 +345,38 @@ class ClientConnection(asyncio.Protocol):
                 self._settings.max_output_bytes,
             )
             self.abort(DisconnectReason.SLOW_CONSUMER)
+
+    # Chat delivery
+
+    def deliver(self, data: bytes) -> None:
+        """Send a chat line now, or queue it while the client cannot take it (bounded)."""
+        if self._closing:
+            self._server.count_chat("messages dropped")
+            return
+        if not self._outbox and self._stream is None and not self._writing_paused:
+            assert self._transport is not None
+            self._transport.write(data)
+            return
+        self._outbox.append(data)
+        queued = len(self._outbox)
+        if queued >= self._settings.queue_limit:
+            dropped = len(self._outbox)
+            self._outbox.clear()
+            self._server.count_chat("slow readers disconnected")
+            self._server.count_chat("messages dropped", dropped)
+            log.warning("%s reads too slowly: %d messages queued", self.name, queued)
+            self.abort(DisconnectReason.SLOW_CONSUMER)
+        elif queued >= self._settings.queue_warn and not self._warned_slow:
+            self._warned_slow = True
+            self._outbox.append(replies.slow_reader_warning(queued, self._settings.queue_limit))
+
+    def _flush_outbox(self) -> None:
+        """Write queued chat lines while the client's write buffer has room."""
+        assert self._transport is not None
+        while self._outbox and not self._writing_paused and not self._closing:
+            self._transport.write(self._outbox.popleft())
+        if not self._outbox:
+            self._warned_slow = False
 
     # Joining: authentication and admission
 
@@ -329,7 +449,9 @@ class ClientConnection(asyncio.Protocol):
             return
         self._record = record
         log.info("%s connected from %s", record.name, self._address)
-        self._transport.write(replies.greeting(record.name))
+        token = self._server.hub.attach(record.name, self)
+        resume_token = token if self._settings.resume_grace > 0 else None
+        self._transport.write(replies.greeting(record.name, resume_token))
 
     # Pausing: long replies and delayed answers
 
@@ -372,6 +494,7 @@ class ClientConnection(asyncio.Protocol):
             self._schedule_stream()
             return
         self._stream = None
+        self._flush_outbox()
         self._resume()
 
     def _schedule_stream(self) -> None:
@@ -477,7 +600,9 @@ class ClientConnection(asyncio.Protocol):
         if self._record is None or self._session_ended:
             return
         self._session_ended = True
-        self._server.registry.depart(self._record.name, reason, time.time())
+        now = time.time()
+        self._server.hub.detach(self._record.name, now, hold=reason in HELD_REASONS)
+        self._server.registry.depart(self._record.name, reason, now)
         log.info("%s disconnected (%s)", self._record.name, reason)
 
     def _configure_socket(self, transport: asyncio.Transport) -> None:

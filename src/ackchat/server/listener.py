@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
 from collections import Counter
 
 from ackchat.admission import AddressPolicy
+from ackchat.chat.hub import ChatHub
 from ackchat.protocol import replies
 from ackchat.registry import DisconnectReason, MemoryRegistry, Registry
 from ackchat.server.connection import ClientConnection, format_address, is_loopback
@@ -37,6 +39,15 @@ class ChatServer:
         self.password: bytes | None = secret.encode() if secret else None
         # Connections turned away before they got a name, by reason (shown in status).
         self.refused: Counter[str] = Counter()
+        self.hub = ChatHub(
+            room_history=settings.room_history,
+            direct_history=settings.direct_history,
+            resume_grace=settings.resume_grace,
+            resume_buffer=settings.resume_buffer,
+        )
+        # Chat deliveries that failed: slow readers cut off, messages dropped with them.
+        self.chat_losses: Counter[str] = Counter()
+        self._expiry: asyncio.TimerHandle | None = None
         self._servers: list[asyncio.Server] = []
         self._connections: set[ClientConnection] = set()
         self._all_closed = asyncio.Event()
@@ -70,6 +81,8 @@ class ChatServer:
         await self._listen(settings.port, tls if main_is_tls else None)
         if tls is not None and settings.tls_port:
             await self._listen(settings.tls_port, tls)
+        if settings.resume_grace > 0:
+            self._expire_held_sessions()
         if not is_loopback(settings.host) and tls is None and self.password is None:
             log.warning(
                 "serving %s without TLS or a password: anyone who can reach this address"
@@ -112,6 +125,16 @@ class ChatServer:
         """Count a connection or attempt turned away before it got a name."""
         self.refused[reason] += 1
 
+    def count_chat(self, what: str, amount: int = 1) -> None:
+        """Count a chat loss: a slow reader disconnected, messages dropped."""
+        self.chat_losses[what] += amount
+
+    def _expire_held_sessions(self) -> None:
+        """Forget, once a second, clients whose time to resume has run out."""
+        for name in self.hub.expire(time.time()):
+            log.info("%s did not come back in time", name)
+        self._expiry = asyncio.get_running_loop().call_later(1.0, self._expire_held_sessions)
+
     def set_max_clients(self, value: int) -> None:
         """Change the client limit while running; new connections see it at once."""
         old = self.registry.max_clients
@@ -123,6 +146,8 @@ class ChatServer:
         """Stop accepting, tell every client, wait up to the shutdown timeout, then cut off."""
         for server in self._servers:
             server.close()
+        if self._expiry is not None:
+            self._expiry.cancel()
         farewell = replies.line(replies.SERVER_SHUTTING_DOWN)
         for connection in list(self._connections):
             connection.close(DisconnectReason.SERVER_SHUTDOWN, farewell)
