@@ -70,6 +70,12 @@ class LineClient:
         await self.send(text)
         return await self.read_line()
 
+    async def reply(self) -> str:
+        """The next line that is not a chat event (those may come in between replies)."""
+        while (text := await self.read_line()).startswith("@"):
+            pass
+        return text
+
     async def status(self, show_all: bool = False) -> list[str]:
         await self.send("status all" if show_all else "status")
         return await self.read_block()

@@ -194,3 +194,144 @@ async def test_messages_from_each_sender_arrive_in_order(
             if sender in seen:
                 seen[sender].append(int(text[1:]))
         assert all(numbers == list(range(200)) for numbers in seen.values()), seen
+
+
+async def resume_token(client: LineClient) -> tuple[str, str]:
+    """Read the greeting; return the name and resume token it gives."""
+    block = await client.read_block()
+    name = re.fullmatch(r"Welcome! You are (\S+)\.", block[0])
+    token = [text.removeprefix("Resume token: ") for text in block if text.startswith("Resume")]
+    assert name is not None
+    assert len(token) == 1, block
+    return name.group(1), token[0]
+
+
+async def test_a_lost_client_resumes_its_name_rooms_and_missed_messages(
+    server: ChatServer, connect: ClientFactory
+) -> None:
+    lost = await connect(server)
+    _, token = await resume_token(lost)
+    assert await lost.ask("/nick wanderer") == "You are now wanderer."
+    await lost.send("/join camp")
+    await lost.read_block()
+    friend = await named(server, connect, "friend")
+    await friend.send("/join camp")
+    await friend.read_block()
+    lost.reset()
+    assert event(await friend.read_line()) == ("#camp", "*", "wanderer lost the connection")
+    assert await friend.ask("/say camp where did you go") == "/say camp where did you go ACK"
+    assert await friend.ask("/msg wanderer call me") == "/msg wanderer call me ACK"
+    other = await named(server, connect)
+    assert await other.ask("/nick wanderer") == "ERROR name taken: wanderer"
+
+    back = await connect(server)
+    await back.greeting()
+    await back.send(f"/resume {token}")
+    block = await back.read_block()
+    assert block[0] == "Resumed: you are wanderer again in #camp; 2 missed messages follow"
+    assert [event(text)[1:] for text in block[1:]] == [
+        ("friend", "where did you go"),
+        ("friend>wanderer", "call me"),
+    ]
+    assert event(await friend.read_line()) == ("#camp", "*", "wanderer is back")
+    assert await back.ask("/say camp here") == "/say camp here ACK"
+    assert event(await friend.read_line()) == ("#camp", "wanderer", "here")
+    lines = await friend.status()
+    assert any(text.startswith("wanderer ") and "(was Client04)" in text for text in lines)
+    assert await back.ask(f"/resume {token}") == "ERROR unknown or expired resume token"
+
+
+async def test_a_client_that_said_exit_cannot_be_resumed(
+    server: ChatServer, connect: ClientFactory
+) -> None:
+    leaving = await connect(server)
+    _, token = await resume_token(leaving)
+    assert await leaving.ask("exit") == "Goodbye, Client01."
+    again = await named(server, connect)
+    assert await again.ask(f"/resume {token}") == "ERROR unknown or expired resume token"
+
+
+async def test_resume_expires_after_the_grace_period(
+    start_server: ServerFactory, connect: ClientFactory
+) -> None:
+    server = await start_server(resume_grace=0.2)
+    lost = await connect(server)
+    name, token = await resume_token(lost)
+    lost.close()
+    watcher = await named(server, connect, "watcher")
+
+    async def forgotten() -> bool:
+        return await watcher.ask(f"/msg {name} hi") == f"ERROR no such client: {name}"
+
+    await eventually(forgotten, "the lost client's grace period ends")
+    assert await watcher.ask(f"/resume {token}") == "ERROR unknown or expired resume token"
+
+
+async def flood_room(sender: LineClient, fast: LineClient, messages: int) -> None:
+    """Send big room messages, each ACKed; the fast member keeps up as they go."""
+    payload = "x" * 4000
+    for number in range(messages):
+        await sender.send(f"/say busy {number} {payload}")
+        assert await sender.reply() == f"/say busy {number} {payload} ACK"
+        if number % 100 == 0:
+            while True:
+                _, who, text = event(await fast.read_line())
+                if who == "sender" and text.startswith(f"{number} "):
+                    break
+
+
+async def room_of_three(server: ChatServer, connect: ClientFactory) -> list[LineClient]:
+    clients = [await named(server, connect, name) for name in ("sender", "fast", "slow")]
+    for client in clients:
+        await client.send("/join busy")
+        await client.read_block()
+    return clients
+
+
+async def test_a_slow_reader_is_warned_and_gets_everything_once_it_reads(
+    start_server: ServerFactory, connect: ClientFactory
+) -> None:
+    server = await start_server(
+        queue_warn=50, queue_limit=100_000, max_output_bytes=16 * 1024, rate_limit=0
+    )
+    sender, fast, slow = await room_of_three(server, connect)
+    slow.writer.transport.pause_reading()
+    # 12 MB: more than the kernel's socket buffers hold, so messages queue in the server.
+    await flood_room(sender, fast, 3000)
+    slow.writer.transport.resume_reading()
+    numbers = []
+    warnings = []
+    while len(numbers) < 3000:
+        text = await slow.read_line()
+        if text.startswith("WARNING "):
+            warnings.append(text)
+        elif event(text)[1] == "sender":
+            numbers.append(int(event(text)[2].split()[0]))
+    assert numbers == list(range(3000))
+    assert len(warnings) == 1
+    assert re.fullmatch(
+        r"WARNING you are reading slowly: \d+ messages wait for you;"
+        r" at 100000 you will be disconnected\.",
+        warnings[0],
+    )
+
+
+async def test_a_slow_reader_is_cut_off_without_slowing_the_sender(
+    start_server: ServerFactory, connect: ClientFactory
+) -> None:
+    server = await start_server(
+        max_clients=4, queue_warn=50, queue_limit=200, max_output_bytes=16 * 1024, rate_limit=0
+    )
+    sender, fast, slow = await room_of_three(server, connect)
+    slow.writer.transport.pause_reading()
+    await flood_room(sender, fast, 3000)
+    watcher = await named(server, connect, "watcher")
+
+    async def cut_off() -> bool:
+        header = (await watcher.status())[0]
+        return "1 slow readers disconnected" in header
+
+    await eventually(cut_off, "the slow reader is disconnected and counted")
+    lines = await watcher.status()
+    assert any(text.startswith("slow ") and "(slow consumer)" in text for text in lines)
+    assert re.search(r"chat: \d+ messages dropped, 1 slow readers disconnected", lines[0])

@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ackchat.protocol.commands import (
+    Broadcast,
     Command,
+    CommandUsageError,
+    Direct,
     Exit,
     Help,
+    History,
     InvalidUtf8Error,
+    Join,
+    Leave,
+    Members,
     Message,
+    Nick,
+    Resume,
+    Rooms,
+    Say,
     Status,
+    Who,
     expects_multiline_reply,
     parse_command,
 )
@@ -65,7 +79,14 @@ def test_which_replies_are_blocks() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(line=st.binary(max_size=100).filter(lambda data: b"\n" not in data))
+@given(
+    line=st.one_of(
+        st.binary(max_size=100),
+        st.sampled_from([b"/msg", b"/join", b"/history", b"/nick"]).flatmap(
+            lambda word: st.binary(max_size=40).map(lambda rest: word + b" " + rest)
+        ),
+    ).filter(lambda data: b"\n" not in data)
+)
 def test_any_line_parses_or_raises_only_the_documented_error(line: bytes) -> None:
     try:
         command = parse_command(line)
@@ -73,6 +94,51 @@ def test_any_line_parses_or_raises_only_the_documented_error(line: bytes) -> Non
         with pytest.raises(UnicodeDecodeError):
             line.decode("utf-8")
         return
-    assert isinstance(command, Message | Status | Help | Exit)
+    except CommandUsageError:
+        assert line.startswith(b"/")
+        return
     if isinstance(command, Message):
         assert command.text.encode() == line
+
+
+@pytest.mark.parametrize(
+    ("line", "command"),
+    [
+        (b"/msg bob hi  there", Direct("bob", "hi  there")),
+        (b"/MSG bob x", Direct("bob", "x")),
+        (b"/all hello all", Broadcast("hello all")),
+        (b"/say #dev ship it", Say("#dev", "ship it")),
+        (b"/join dev", Join("dev")),
+        (b"/leave #dev", Leave("#dev")),
+        (b"/rooms", Rooms()),
+        (b"/members dev", Members("dev")),
+        (b"/who", Who()),
+        (b"who", Who()),
+        (b"/nick alice", Nick("alice")),
+        (b"/history dev", History("dev", None, 20)),
+        (b"/history direct 5", History("direct", None, 5)),
+        (b"/history #dev before 42 10", History("#dev", 42, 10)),
+        (b"/history dev 9999", History("dev", None, 200)),
+        (b"/resume abc", Resume("abc")),
+    ],
+)
+def test_chat_commands(line: bytes, command: Command) -> None:
+    assert parse_command(line) == command
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (b"/msg bob", "usage: /msg <name> <text>"),
+        (b"/all", "usage: /all <text>"),
+        (b"/join", "usage: /join <room>"),
+        (b"/join a b", "usage: /join <room>"),
+        (b"/rooms now", "usage: /rooms"),
+        (b"/history dev before x", "usage: /history"),
+        (b"/history dev 1 2", "usage: /history"),
+        (b"/shout hi", "unknown command /shout"),
+    ],
+)
+def test_malformed_chat_commands_explain_their_usage(line: bytes, message: str) -> None:
+    with pytest.raises(CommandUsageError, match=re.escape(message)):
+        parse_command(line)

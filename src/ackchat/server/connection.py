@@ -360,15 +360,19 @@ class ClientConnection(asyncio.Protocol):
         self._outbox.append(data)
         queued = len(self._outbox)
         if queued >= self._settings.queue_limit:
-            dropped = len(self._outbox)
             self._outbox.clear()
             self._server.count_chat("slow readers disconnected")
-            self._server.count_chat("messages dropped", dropped)
+            self._server.count_chat("messages dropped", queued)
             log.warning("%s reads too slowly: %d messages queued", self.name, queued)
-            self.abort(DisconnectReason.SLOW_CONSUMER)
+            # Not now: the hub is in the middle of a delivery loop that this would change.
+            self._closing = True
+            self._loop.call_soon(self.abort, DisconnectReason.SLOW_CONSUMER)
         elif queued >= self._settings.queue_warn and not self._warned_slow:
+            # First in the queue, so that the client reads it before what waits behind it.
             self._warned_slow = True
-            self._outbox.append(replies.slow_reader_warning(queued, self._settings.queue_limit))
+            self._outbox.appendleft(
+                replies.slow_reader_warning(queued, self._settings.queue_limit)
+            )
 
     def _flush_outbox(self) -> None:
         """Write queued chat lines while the client's write buffer has room."""
