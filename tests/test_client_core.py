@@ -7,18 +7,23 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ackchat.client.core import (
+    AuthFailed,
     EndOfBlock,
     Event,
+    Farewell,
     Goodbye,
     Greeting,
     Notice,
+    PasswordRequired,
+    Refused,
     ReplyLine,
     ReplyTracker,
     ServerFull,
     UnexpectedFirstLine,
+    WrongPassword,
 )
 from ackchat.protocol import replies
-from ackchat.protocol.commands import Message, parse_command
+from ackchat.protocol.commands import CommandUsageError, Message, parse_command
 from ackchat.protocol.framing import LineTooLong
 
 WELCOME = "Welcome! You are Client01."
@@ -125,6 +130,16 @@ def test_exit_is_answered_by_the_goodbye_and_ends_sending() -> None:
         tracker.sent(b"Hello?")
 
 
+@pytest.mark.parametrize("line", [b"/nosuch", b"/msg", b"/join a b"])
+def test_a_malformed_chat_command_is_answered_by_one_error_line(line: bytes) -> None:
+    tracker = greeted()
+    tracker.sent(line)
+    assert tracker.received("ERROR usage: /msg <name> <text>") == ReplyLine(
+        "ERROR usage: /msg <name> <text>"
+    )
+    assert not tracker.awaiting_reply
+
+
 def test_a_line_that_is_not_utf8_is_answered_by_one_error_line() -> None:
     tracker = greeted()
     tracker.sent(b"caf\xe9")
@@ -185,9 +200,161 @@ def test_pipelined_replies_are_matched_in_order() -> None:
     ]
 
 
+# Before the greeting: refusals and passwords
+
+
+def asked_for_a_password() -> ReplyTracker:
+    """A tracker that has read the server's password request."""
+    tracker = ReplyTracker()
+    assert tracker.received(replies.AUTH_REQUIRED) == PasswordRequired(replies.AUTH_REQUIRED)
+    return tracker
+
+
+def the_line(wire: bytes) -> str:
+    [text] = wire_lines(wire)
+    return text
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [
+        "address not allowed",
+        "too many connections from this address",
+        "connecting too fast from this address",
+    ],
+)
+def test_a_refusal_is_the_whole_first_reply(reason: str) -> None:
+    tracker = ReplyTracker()
+    text = the_line(replies.refused(reason))
+    assert tracker.received(text) == Refused(text)
+    assert not tracker.awaiting_reply
+
+
+def test_a_password_request_waits_for_the_password() -> None:
+    tracker = asked_for_a_password()
+    assert tracker.password_due
+    assert not tracker.awaiting_reply
+    tracker.sent_password()
+    assert not tracker.password_due
+    assert tracker.awaiting_reply
+    assert feed(tracker, replies.greeting("Client01"))[0] == Greeting(WELCOME, "Client01")
+    assert not tracker.awaiting_reply
+    tracker.sent(b"a")
+    assert tracker.received("a ACK") == ReplyLine("a ACK")
+
+
+def test_a_wrong_password_asks_again_until_the_server_gives_up() -> None:
+    tracker = asked_for_a_password()
+    for attempt in (1, 2):
+        tracker.sent_password()
+        text = the_line(replies.wrong_password(attempt, 3))
+        assert tracker.received(text) == WrongPassword(text)
+        assert tracker.password_due
+        assert not tracker.awaiting_reply
+    tracker.sent_password()
+    assert tracker.received(replies.TOO_MANY_WRONG_PASSWORDS) == AuthFailed(
+        replies.TOO_MANY_WRONG_PASSWORDS
+    )
+    assert not tracker.password_due
+    assert not tracker.awaiting_reply
+
+
+def test_a_wrong_password_and_then_the_right_one() -> None:
+    tracker = asked_for_a_password()
+    tracker.sent_password()
+    text = the_line(replies.wrong_password(1, 3))
+    assert tracker.received(text) == WrongPassword(text)
+    tracker.sent_password()
+    events = feed(tracker, replies.greeting("Client02"))
+    assert events[0] == Greeting("Welcome! You are Client02.", "Client02")
+    assert events[-1] == EndOfBlock()
+    assert not tracker.awaiting_reply
+
+
+def test_the_server_may_be_full_after_the_password() -> None:
+    tracker = asked_for_a_password()
+    tracker.sent_password()
+    assert tracker.received(replies.SERVER_FULL) == ServerFull(replies.SERVER_FULL)
+    assert not tracker.awaiting_reply
+
+
+@pytest.mark.parametrize("password_sent", [False, True])
+def test_the_auth_timeout_ends_the_wait_for_a_password(password_sent: bool) -> None:
+    """Whether or not the client is still getting the password when the server gives up."""
+    tracker = asked_for_a_password()
+    if password_sent:
+        tracker.sent_password()
+    assert tracker.received(replies.AUTH_TIMEOUT) == AuthFailed(replies.AUTH_TIMEOUT)
+    assert not tracker.password_due
+    assert not tracker.awaiting_reply
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        replies.SERVER_SHUTTING_DOWN,
+        the_line(replies.idle_timeout(30)),
+        the_line(replies.line_timeout(30)),
+    ],
+)
+def test_a_goodbye_from_the_server_before_the_greeting_is_a_farewell(text: str) -> None:
+    tracker = asked_for_a_password()
+    assert tracker.received(text) == Farewell(text)
+    assert not tracker.password_due
+
+
+def test_exit_before_the_password_is_answered_by_a_goodbye() -> None:
+    tracker = asked_for_a_password()
+    tracker.sent(b"exit")
+    assert tracker.received("Goodbye.") == Goodbye("Goodbye.")
+    assert not tracker.awaiting_reply
+
+
+def test_the_password_can_only_be_sent_when_asked_for() -> None:
+    with pytest.raises(ValueError, match="not asked for a password"):
+        ReplyTracker().sent_password()
+    tracker = asked_for_a_password()
+    tracker.sent_password()
+    with pytest.raises(ValueError, match="not asked for a password"):
+        tracker.sent_password()
+    with pytest.raises(ValueError, match="not asked for a password"):
+        greeted().sent_password()
+
+
+def test_a_wrong_password_answer_without_a_request_is_unexpected() -> None:
+    text = the_line(replies.wrong_password(1, 3))
+    assert ReplyTracker().received(text) == UnexpectedFirstLine(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        the_line(replies.refused("address not allowed")),
+        replies.TOO_MANY_WRONG_PASSWORDS,
+        replies.AUTH_REQUIRED,
+        replies.SERVER_SHUTTING_DOWN,
+    ],
+)
+def test_after_the_greeting_such_lines_are_notices_or_replies(text: str) -> None:
+    tracker = greeted()
+    assert tracker.received(text) == Notice(text)
+    tracker.sent(b"x")
+    assert tracker.received(text) == ReplyLine(text)
+
+
 # What can travel in one line: any UTF-8 text without a line feed.
 line_texts = st.text(st.characters(codec="utf-8", exclude_characters="\n"))
-messages = line_texts.filter(lambda text: isinstance(parse_command(text.encode()), Message))
+
+
+def is_message(text: str) -> bool:
+    """Whether the server acknowledges ``text`` (not a command, nor a malformed one)."""
+    try:
+        return isinstance(parse_command(text.encode()), Message)
+    except CommandUsageError:
+        return False
+
+
+messages = line_texts.filter(is_message)
 block_bodies = st.lists(line_texts, max_size=5)
 
 

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from ackchat import __version__
+from ackchat.client.errors import EXIT_INTERRUPTED, EXIT_USAGE
 from ackchat.settings import (
     CONFIG_ENV,
     ClientSettings,
@@ -19,8 +20,6 @@ from ackchat.settings import (
     given_flags,
     resolve,
 )
-
-EXIT_USAGE = 2
 
 DESCRIPTION = f"""\
 ackchat: a small TCP chat server and terminal client.
@@ -88,4 +87,8 @@ def _connect(arguments: argparse.Namespace, env: Mapping[str, str]) -> int:
     settings = resolve(
         ClientSettings, given_flags(arguments, ClientSettings), env, config_path(arguments, env)
     )
-    return asyncio.run(run_client(settings))
+    try:
+        return asyncio.run(run_client(settings))
+    except KeyboardInterrupt:
+        # asyncio.run has cancelled the client, which closed its connection on the way out.
+        return EXIT_INTERRUPTED

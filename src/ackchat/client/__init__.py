@@ -9,8 +9,10 @@ from __future__ import annotations
 import sys
 
 from ackchat.client.errors import (
+    EXIT_AUTH_FAILED,
     EXIT_CONNECT_FAILED,
     EXIT_ERROR,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_SERVER_CLOSED,
     EXIT_SERVER_FULL,
@@ -21,8 +23,10 @@ from ackchat.client.piped import run_piped
 from ackchat.settings import ClientSettings
 
 __all__ = [
+    "EXIT_AUTH_FAILED",
     "EXIT_CONNECT_FAILED",
     "EXIT_ERROR",
+    "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_SERVER_CLOSED",
     "EXIT_SERVER_FULL",

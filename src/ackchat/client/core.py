@@ -9,6 +9,13 @@ turns each received line into an event. Lines that arrive while no reply is due 
 notices; one that overtakes a reply (the server shutting down mid-answer) is taken as
 part of that reply, which does not change what is shown, and the close that follows is
 what the client acts on.
+
+Before the greeting the server may instead refuse the connection, or ask for a password
+(:class:`PasswordRequired`). The client then sends ``auth <password>`` (noted with
+:meth:`ReplyTracker.sent_password`, which never sees the password), and the answer is the
+greeting, "server full", a :class:`WrongPassword` that asks again, or :class:`AuthFailed`.
+Until the greeting, a line that ends the connection (a refusal, a timeout, shutdown) is
+recognised whenever it comes, even while no reply is due.
 """
 
 from __future__ import annotations
@@ -18,12 +25,27 @@ from dataclasses import dataclass
 from enum import Enum, auto
 
 from ackchat.protocol.commands import (
+    CommandUsageError,
     Exit,
     InvalidUtf8Error,
     expects_multiline_reply,
     parse_command,
 )
-from ackchat.protocol.replies import END_OF_BLOCK, ERROR_PREFIX, GREETING_PREFIX, SERVER_FULL
+from ackchat.protocol.replies import (
+    AUTH_REQUIRED,
+    AUTH_TIMEOUT,
+    END_OF_BLOCK,
+    ERROR_PREFIX,
+    GREETING_PREFIX,
+    SERVER_FULL,
+    TOO_MANY_WRONG_PASSWORDS,
+)
+
+# The starts of lines that replies.refused() and replies.wrong_password() format.
+REFUSED_PREFIX = "Connection refused: "
+WRONG_PASSWORD_PREFIX = f"{ERROR_PREFIX}wrong password "
+# Every line the server sends on its own just before closing ends so (docs/PROTOCOL.md).
+FAREWELL_SUFFIX = " Goodbye."
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +59,41 @@ class Greeting:
 @dataclass(frozen=True, slots=True)
 class ServerFull:
     """The server had no slot for us; it closes the connection next."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """The server's address policy turned us away; it closes the connection next."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordRequired:
+    """The server wants ``auth <password>`` before it greets us."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class WrongPassword:
+    """The password was wrong; another may be sent."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuthFailed:
+    """Too many wrong passwords, or none in time; the server closes the connection next."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Farewell:
+    """The server ends the connection before greeting us (shutdown, a timeout)."""
 
     text: str
 
@@ -74,7 +131,20 @@ class Notice:
     text: str
 
 
-Event = Greeting | ServerFull | UnexpectedFirstLine | ReplyLine | EndOfBlock | Goodbye | Notice
+Event = (
+    Greeting
+    | ServerFull
+    | Refused
+    | PasswordRequired
+    | WrongPassword
+    | AuthFailed
+    | Farewell
+    | UnexpectedFirstLine
+    | ReplyLine
+    | EndOfBlock
+    | Goodbye
+    | Notice
+)
 
 
 class _Reply(Enum):
@@ -93,11 +163,19 @@ class ReplyTracker:
         self._due: deque[_Reply] = deque([_Reply.GREETING])
         self._in_block = False
         self._exit_sent = False
+        self._greeted = False
+        self._password_asked = False
+        self._password_due = False
 
     @property
     def awaiting_reply(self) -> bool:
         """Whether a reply (the greeting included) has not been received in full."""
         return bool(self._due)
+
+    @property
+    def password_due(self) -> bool:
+        """Whether the server asked for a password and none has been sent since."""
+        return self._password_due
 
     @property
     def exit_sent(self) -> bool:
@@ -110,8 +188,8 @@ class ReplyTracker:
             raise ValueError("nothing can be sent after exit")
         try:
             command = parse_command(line)
-        except InvalidUtf8Error:
-            self._due.append(_Reply.LINE)
+        except (InvalidUtf8Error, CommandUsageError):
+            self._due.append(_Reply.LINE)  # The server answers with one error line.
             return
         if isinstance(command, Exit):
             self._exit_sent = True
@@ -121,12 +199,23 @@ class ReplyTracker:
         else:
             self._due.append(_Reply.LINE)
 
+    def sent_password(self) -> None:
+        """Note that ``auth <password>`` was sent: the greeting (or a refusal) is due again."""
+        if not self._password_due:
+            raise ValueError("the server has not asked for a password")
+        self._password_due = False
+        self._due.append(_Reply.GREETING)
+
     def received(self, text: str) -> Event:
         """The event for the next line from the server (without its line ending)."""
-        if not self._due:
-            return Notice(text)
         if self._in_block:
             return self._block_line(text)
+        if not self._greeted and (ending := self._ending(text)) is not None:
+            self._due.clear()
+            self._password_due = False
+            return ending
+        if not self._due:
+            return Notice(text)
         reply = self._due[0]
         if reply is _Reply.GREETING:
             return self._first_line(text)
@@ -148,11 +237,29 @@ class ReplyTracker:
         return ReplyLine(text[1:] if text.startswith("..") else text)
 
     def _first_line(self, text: str) -> Event:
-        """The first line from the server: a greeting block begins, or it is all we get."""
+        """The line in place of the greeting: the greeting itself, or a request for a password."""
         if text.startswith(GREETING_PREFIX) and text.endswith("."):
             self._in_block = True
+            self._greeted = True
             return Greeting(text, text.removeprefix(GREETING_PREFIX).removesuffix("."))
         self._due.popleft()
+        if text == AUTH_REQUIRED:
+            self._password_asked = self._password_due = True
+            return PasswordRequired(text)
+        if self._password_asked and text.startswith(WRONG_PASSWORD_PREFIX):
+            self._password_due = True
+            return WrongPassword(text)
+        return UnexpectedFirstLine(text)
+
+    @staticmethod
+    def _ending(text: str) -> Event | None:
+        """The event for a line that ends the connection before the greeting, if it is one."""
         if text == SERVER_FULL:
             return ServerFull(text)
-        return UnexpectedFirstLine(text)
+        if text.startswith(REFUSED_PREFIX):
+            return Refused(text)
+        if text in (TOO_MANY_WRONG_PASSWORDS, AUTH_TIMEOUT):
+            return AuthFailed(text)
+        if text.endswith(FAREWELL_SUFFIX):
+            return Farewell(text)
+        return None

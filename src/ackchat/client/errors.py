@@ -3,14 +3,21 @@
 Exit codes:
 
 - ``EXIT_OK`` (0): the session ended with ``exit`` (typed, piped, or sent for Ctrl-C,
-  Ctrl-D or the end of input).
+  Ctrl-D or the end of input), or Ctrl-C or Ctrl-D left the password prompt.
 - ``EXIT_ERROR`` (1): any other failure, such as a server that does not speak ackchat.
-- ``EXIT_USAGE`` (2): bad options or settings (argparse exits with it too).
-- ``EXIT_CONNECT_FAILED`` (3): connection refused, host unknown or unreachable, or no
-  connection or greeting within ``connect_timeout``.
+- ``EXIT_USAGE`` (2): bad options or settings (argparse exits with it too), including a
+  password file or CA file that cannot be read.
+- ``EXIT_CONNECT_FAILED`` (3): connection refused (by the system, or by the server's
+  address policy), host unknown or unreachable, TLS handshake or certificate verification
+  failed, or no connection or greeting within ``connect_timeout``.
 - ``EXIT_SERVER_FULL`` (4): the server had no free slot.
 - ``EXIT_SERVER_CLOSED`` (5): the server closed the connection before we said ``exit``
   (it shut down, or we were idle too long).
+- ``EXIT_AUTH_FAILED`` (6): the server wants a password and none was configured (piped
+  input), the configured one was wrong, or the server gave up: too many wrong passwords,
+  or none in time.
+- ``EXIT_INTERRUPTED`` (130): Ctrl-C (SIGINT) outside the interactive prompt, the code a
+  shell gives a command that SIGINT ended.
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ EXIT_USAGE = 2
 EXIT_CONNECT_FAILED = 3
 EXIT_SERVER_FULL = 4
 EXIT_SERVER_CLOSED = 5
+EXIT_AUTH_FAILED = 6
+EXIT_INTERRUPTED = 130
 
 SERVER_CLOSED = "the server closed the connection."
 

@@ -2,7 +2,8 @@
 
 Every line from the server goes to stdout as it arrives (the greeting too; blocks without
 their ``.`` and un-stuffed). At the end of input the client sends ``exit`` unless the
-input did, and exits 0 once the goodbye is in.
+input did, and exits 0 once the goodbye is in. A server that asks for a password gets the
+configured one; there is no one to ask for another.
 """
 
 from __future__ import annotations
@@ -14,10 +15,15 @@ import threading
 from functools import partial
 from typing import TextIO
 
-from ackchat.client.session import Session
+from ackchat.client.core import WrongPassword
+from ackchat.client.errors import EXIT_AUTH_FAILED, ClientError
+from ackchat.client.session import PasswordSource, Session, configured_password
+from ackchat.protocol.replies import ERROR_PREFIX
 from ackchat.settings import ClientSettings
 
 READ_CHUNK_BYTES = 65536
+
+NO_PASSWORD = "the server asks for a password; give --password-file FILE or ACKCHAT_PASSWORD."
 
 
 class InputLines:
@@ -91,14 +97,32 @@ async def _send_lines(session: Session, lines: InputLines) -> None:
     await session.replies_done()
 
 
+def configured_only(password: str) -> PasswordSource:
+    """Give ``password`` once: without one, or once it is wrong, the client gives up."""
+
+    async def give(complaint: WrongPassword | None) -> str:
+        if complaint is not None:
+            # The same password again cannot fare better: stop at the server's answer.
+            raise ClientError(complaint.text.removeprefix(ERROR_PREFIX), EXIT_AUTH_FAILED)
+        if not password:
+            raise ClientError(NO_PASSWORD, EXIT_AUTH_FAILED)
+        return password
+
+    return give
+
+
 async def run_piped(settings: ClientSettings, input_fd: int, output: TextIO) -> int:
     """Talk to the server line by line from ``input_fd``, writing its lines to ``output``."""
-    session, greeting = await Session.open(settings)
-    show = partial(print, file=output, flush=True)
-    lines = InputLines(input_fd)
+    password = configured_password(settings)
+    session = await Session.connect(settings)
     try:
-        show(greeting.text)
-        return await session.converse(_send_lines(session, lines), show)
+        greeting = await session.greet(configured_only(password))
+        show = partial(print, file=output, flush=True)
+        lines = InputLines(input_fd)
+        try:
+            show(greeting.text)
+            return await session.converse(_send_lines(session, lines), show)
+        finally:
+            lines.close()
     finally:
-        lines.close()
         await session.close()

@@ -1,39 +1,60 @@
-"""One connection to a server: connect, send lines, show the server's lines as they come.
+"""One connection to a server: connect, sign in, send lines, show the server's lines.
 
 This is the asyncio plumbing around :class:`~ackchat.client.core.ReplyTracker`; the
-piped and interactive clients decide what to send and when. Every failure becomes a
-:class:`~ackchat.client.errors.ClientError` with a sentence for the user.
+piped and interactive clients decide what to send and when, and where a password comes
+from. Every failure becomes a :class:`~ackchat.client.errors.ClientError` with a
+sentence for the user. The password is only ever written to the socket.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import Awaitable, Callable
 
 from ackchat.client.core import (
+    AuthFailed,
     EndOfBlock,
     Event,
+    Farewell,
     Greeting,
+    PasswordRequired,
+    Refused,
     ReplyTracker,
     ServerFull,
     UnexpectedFirstLine,
+    WrongPassword,
 )
 from ackchat.client.errors import (
+    EXIT_AUTH_FAILED,
     EXIT_CONNECT_FAILED,
     EXIT_ERROR,
     EXIT_OK,
     EXIT_SERVER_CLOSED,
     EXIT_SERVER_FULL,
+    EXIT_USAGE,
     SERVER_CLOSED,
     ClientError,
 )
-from ackchat.settings import ClientSettings
+from ackchat.settings import ClientSettings, SettingsError
+from ackchat.tls import TlsSetupError, client_context
 
 # A security limit: a server line longer than this ends the session instead of
 # growing the buffer without bound. It is far above any reply of a server whose
 # max_line_bytes is left near its default.
 MAX_SERVER_LINE_BYTES = 16 * 1024 * 1024
+
+# How long closing may wait for the server (a TLS close waits for its close_notify).
+CLOSE_TIMEOUT = 2.0
+
+# Gives the password when the server asks: with the server's complaint about the last
+# one (None the first time). It may raise ClientError, or any exception to give up.
+PasswordSource = Callable[[WrongPassword | None], Awaitable[str]]
+
+# OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH and X509_V_ERR_IP_ADDRESS_MISMATCH: the
+# certificate is for another name or address.
+NAME_MISMATCH = (62, 64)
 
 
 def format_address(host: str, port: int) -> str:
@@ -41,8 +62,45 @@ def format_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _connect_failure(error: OSError) -> str:
+def configured_password(settings: ClientSettings) -> str:
+    """The password from the settings or its file ("" for none), read before connecting."""
+    try:
+        secret = settings.read_password()
+    except SettingsError as error:
+        raise ClientError(str(error), EXIT_USAGE) from None
+    return secret
+
+
+def _tls_context(settings: ClientSettings) -> ssl.SSLContext | None:
+    """The TLS context to connect with, or None for plain text."""
+    if not settings.tls:
+        return None
+    try:
+        return client_context(settings.ca or None, settings.insecure)
+    except TlsSetupError as error:
+        raise ClientError(f"{error}.", EXIT_USAGE) from None
+
+
+def _tls_failure(error: ssl.SSLError, host: str) -> str:
+    """Why the TLS handshake failed, in words for the user."""
+    if isinstance(error, ssl.SSLCertVerificationError):
+        if error.verify_code in NAME_MISMATCH:
+            return (
+                f"the server's TLS certificate is not valid for {host} ({error.verify_message});"
+                " connect to a name the certificate was issued for."
+            )
+        return (
+            "the server's TLS certificate could not be verified"
+            f" (certificate verify failed: {error.verify_message}); use --ca FILE to trust its CA."
+        )
+    reason = (error.reason or "handshake failed").lower().replace("_", " ")
+    return f"the TLS handshake failed ({reason}); does the server serve TLS on this port?"
+
+
+def _connect_failure(error: OSError, tls: bool) -> str:
     """Why connecting failed, in words for the user."""
+    if tls and isinstance(error, ConnectionResetError | BrokenPipeError):
+        return "the connection was closed during the TLS handshake; does the server serve TLS?"
     if isinstance(error, ConnectionRefusedError):
         return "connection refused; is the server running?"
     if error.strerror:
@@ -52,25 +110,36 @@ def _connect_failure(error: OSError) -> str:
 
 
 class Session:
-    """A connected, greeted client: lines go out, the server's lines come in as events."""
+    """A connection to a server: lines go out, the server's lines come in as events."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        settings: ClientSettings,
+    ) -> None:
         self._reader = reader
         self._writer = writer
+        self._settings = settings
+        self._address = format_address(settings.host, settings.port)
         self.tracker = ReplyTracker()
         self._answered = asyncio.Event()
 
     @classmethod
-    async def open(cls, settings: ClientSettings) -> tuple[Session, Greeting]:
-        """Connect and read the greeting's first line, each within ``connect_timeout``.
-
-        Returns the session and the greeting, whose block's other lines the relay shows.
-        """
+    async def connect(cls, settings: ClientSettings) -> Session:
+        """Connect (and shake hands for TLS) within ``connect_timeout``."""
         address = format_address(settings.host, settings.port)
         timeout = settings.connect_timeout
+        context = _tls_context(settings)
         try:
             reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(settings.host, settings.port, limit=MAX_SERVER_LINE_BYTES),
+                asyncio.open_connection(
+                    settings.host,
+                    settings.port,
+                    limit=MAX_SERVER_LINE_BYTES,
+                    ssl=context,
+                    server_hostname=settings.host if context is not None else None,
+                ),
                 timeout,
             )
         except TimeoutError:
@@ -78,38 +147,82 @@ class Session:
                 f"cannot connect to {address}: no answer within {timeout:g} seconds.",
                 EXIT_CONNECT_FAILED,
             ) from None
-        except OSError as error:
+        except ssl.SSLError as error:
             raise ClientError(
-                f"cannot connect to {address}: {_connect_failure(error)}", EXIT_CONNECT_FAILED
-            ) from None
-        session = cls(reader, writer)
-        try:
-            greeting = await asyncio.wait_for(session._greeting(address), timeout)
-        except TimeoutError:
-            await session.close()
-            raise ClientError(
-                f"{address} accepted the connection but sent no greeting within"
-                f" {timeout:g} seconds.",
+                f"cannot connect to {address}: {_tls_failure(error, settings.host)}",
                 EXIT_CONNECT_FAILED,
             ) from None
-        except BaseException:
-            await session.close()
-            raise
-        return session, greeting
-
-    async def _greeting(self, address: str) -> Greeting:
-        """The greeting, or the error that stands for any other first line."""
-        event = await self._receive()
-        if event is None:
+        except OSError as error:
             raise ClientError(
+                f"cannot connect to {address}: {_connect_failure(error, context is not None)}",
+                EXIT_CONNECT_FAILED,
+            ) from None
+        return cls(reader, writer, settings)
+
+    async def greet(self, password: PasswordSource) -> Greeting:
+        """Read up to the greeting's first line, answering password requests from ``password``.
+
+        Each line from the server must come within ``connect_timeout``; time spent getting
+        the password does not count, but the server's closing meanwhile ends the wait.
+        Returns the greeting, whose block's other lines the relay shows.
+        """
+        while True:
+            event = await self._before_greeting()
+            if isinstance(event, Greeting):
+                return event
+            if not isinstance(event, PasswordRequired | WrongPassword):
+                raise self._failure(event)
+            complaint = event if isinstance(event, WrongPassword) else None
+            secret = await self._unless_closed(password(complaint))
+            if "\n" in secret or "\r" in secret:
+                raise ClientError("the password must be a single line.", EXIT_USAGE)
+            self.tracker.sent_password()
+            self._writer.write(b"auth " + secret.encode() + b"\n")
+
+    async def _before_greeting(self) -> Event | None:
+        """The next event before the greeting, within ``connect_timeout``."""
+        timeout = self._settings.connect_timeout
+        try:
+            return await asyncio.wait_for(self._receive(), timeout)
+        except TimeoutError:
+            hint = "" if self._settings.tls else "; if it serves TLS, connect with --tls"
+            raise ClientError(
+                f"{self._address} accepted the connection but sent no greeting within"
+                f" {timeout:g} seconds{hint}.",
+                EXIT_CONNECT_FAILED,
+            ) from None
+
+    async def _unless_closed(self, asking: Awaitable[str]) -> str:
+        """The password, unless the server speaks (to close) before it is given."""
+        answer = asyncio.ensure_future(asking)
+        watch = asyncio.ensure_future(self._receive())
+        try:
+            await asyncio.wait({answer, watch}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            answer.cancel()
+            watch.cancel()
+            await asyncio.wait({answer, watch})
+        if watch.done() and not watch.cancelled():
+            raise self._failure(watch.result())  # Sending the password would be too late.
+        return answer.result()
+
+    def _failure(self, event: Event | None) -> ClientError:
+        """The error for a line (or the close) that stands in for the greeting."""
+        if event is None:
+            return ClientError(
                 "the server closed the connection without a greeting.", EXIT_SERVER_CLOSED
             )
         if isinstance(event, ServerFull):
-            raise ClientError(event.text, EXIT_SERVER_FULL)
-        if isinstance(event, UnexpectedFirstLine):
-            raise ClientError(f"unexpected greeting from {address}: {event.text!r}", EXIT_ERROR)
-        assert isinstance(event, Greeting), event
-        return event
+            return ClientError(event.text, EXIT_SERVER_FULL)
+        if isinstance(event, Refused):
+            return ClientError(event.text, EXIT_CONNECT_FAILED)
+        if isinstance(event, AuthFailed):
+            return ClientError(event.text, EXIT_AUTH_FAILED)
+        if isinstance(event, Farewell):
+            return ClientError(event.text, EXIT_SERVER_CLOSED)
+        kind = "greeting" if isinstance(event, UnexpectedFirstLine) else "line"
+        text = "." if isinstance(event, EndOfBlock) else event.text
+        return ClientError(f"unexpected {kind} from {self._address}: {text!r}", EXIT_ERROR)
 
     async def send(self, line: bytes) -> None:
         """Send one line (without its line ending); its reply becomes due."""
@@ -152,10 +265,14 @@ class Session:
         raise ClientError(SERVER_CLOSED, EXIT_SERVER_CLOSED)
 
     async def close(self) -> None:
-        """Close the connection and wait until it is closed."""
+        """Close the connection and wait until it is closed, or cut it after a while."""
         self._writer.close()
-        with contextlib.suppress(ConnectionError):
-            await self._writer.wait_closed()
+        try:
+            await asyncio.wait_for(self._writer.wait_closed(), CLOSE_TIMEOUT)
+        except TimeoutError:
+            self._writer.transport.abort()
+        except (ConnectionError, ssl.SSLError):
+            pass
 
     async def _receive(self) -> Event | None:
         """The event for the next line from the server, or None once it has closed."""
@@ -165,7 +282,7 @@ class Session:
             raise ClientError(
                 f"the server sent a line longer than {MAX_SERVER_LINE_BYTES} bytes.", EXIT_ERROR
             ) from None
-        except ConnectionError:
+        except (ConnectionError, ssl.SSLError):
             return None
         if not data:
             return None
