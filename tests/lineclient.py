@@ -85,6 +85,17 @@ class LineClient:
         rest = await bounded(self.reader.read())
         return rest == b""
 
+    def stop_reading(self) -> None:
+        """Leave what the server sends in the socket, as a client that does not read."""
+        transport = self.writer.transport
+        assert isinstance(transport, asyncio.ReadTransport)
+        transport.pause_reading()
+
+    def start_reading(self) -> None:
+        transport = self.writer.transport
+        assert isinstance(transport, asyncio.ReadTransport)
+        transport.resume_reading()
+
     def close(self) -> None:
         self.writer.close()
 

@@ -295,12 +295,12 @@ async def test_a_slow_reader_is_warned_and_gets_everything_once_it_reads(
         queue_warn=50, queue_limit=100_000, max_output_bytes=16 * 1024, rate_limit=0
     )
     sender, fast, slow = await room_of_three(server, connect)
-    slow.writer.transport.pause_reading()
+    slow.stop_reading()
     # 12 MB: more than the kernel's socket buffers hold, so messages queue in the server.
     await flood_room(sender, fast, 3000)
-    slow.writer.transport.resume_reading()
-    numbers = []
-    warnings = []
+    slow.start_reading()
+    numbers: list[int] = []
+    warnings: list[str] = []
     while len(numbers) < 3000:
         text = await slow.read_line()
         if text.startswith("WARNING "):
@@ -323,7 +323,7 @@ async def test_a_slow_reader_is_cut_off_without_slowing_the_sender(
         max_clients=4, queue_warn=50, queue_limit=200, max_output_bytes=16 * 1024, rate_limit=0
     )
     sender, fast, slow = await room_of_three(server, connect)
-    slow.writer.transport.pause_reading()
+    slow.stop_reading()
     await flood_room(sender, fast, 3000)
     watcher = await named(server, connect, "watcher")
 

@@ -370,9 +370,7 @@ class ClientConnection(asyncio.Protocol):
         elif queued >= self._settings.queue_warn and not self._warned_slow:
             # First in the queue, so that the client reads it before what waits behind it.
             self._warned_slow = True
-            self._outbox.appendleft(
-                replies.slow_reader_warning(queued, self._settings.queue_limit)
-            )
+            self._outbox.appendleft(replies.slow_reader_warning(queued, self._settings.queue_limit))
 
     def _flush_outbox(self) -> None:
         """Write queued chat lines while the client's write buffer has room."""
