@@ -7,7 +7,7 @@ import re
 import socket
 import struct
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from ackchat.protocol.replies import END_OF_BLOCK
 
@@ -87,14 +87,10 @@ class LineClient:
 
     def stop_reading(self) -> None:
         """Leave what the server sends in the socket, as a client that does not read."""
-        transport = self.writer.transport
-        assert isinstance(transport, asyncio.ReadTransport)
-        transport.pause_reading()
+        cast(asyncio.Transport, self.writer.transport).pause_reading()
 
     def start_reading(self) -> None:
-        transport = self.writer.transport
-        assert isinstance(transport, asyncio.ReadTransport)
-        transport.resume_reading()
+        cast(asyncio.Transport, self.writer.transport).resume_reading()
 
     def close(self) -> None:
         self.writer.close()
