@@ -28,6 +28,7 @@ from ackchat.protocol.commands import (
     Status,
     Who,
     expects_multiline_reply,
+    is_plain_message,
     parse_command,
 )
 
@@ -142,3 +143,21 @@ def test_chat_commands(line: bytes, command: Command) -> None:
 def test_malformed_chat_commands_explain_their_usage(line: bytes, message: str) -> None:
     with pytest.raises(CommandUsageError, match=re.escape(message)):
         parse_command(line)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    line=st.one_of(
+        st.binary(max_size=40),
+        st.text(alphabet=" \t\u00a0\u2003/sShHeEwWxyz", max_size=20).map(str.encode),
+        st.sampled_from(
+            [b"status", b" Status ", b"\xc2\xa0exit", b"help me", b"/who", b"who", b"\x1cwho"]
+        ),
+    ).filter(lambda data: b"\n" not in data)
+)
+def test_the_fast_check_agrees_with_the_parser(line: bytes) -> None:
+    try:
+        expected = type(parse_command(line)) is Message
+    except ValueError:
+        expected = False
+    assert is_plain_message(line) is expected

@@ -74,3 +74,14 @@ def test_status_says_how_many_departed_entries_it_left_out() -> None:
     lines = list(replies.status_lines(snapshot([], hidden=12)))
     assert lines[1] == "12 earlier departed clients not shown; send 'status all' to list them."
     assert lines[-1] == "."
+
+
+def test_plain_acks_answer_a_batch_of_ordinary_lines_in_one_piece() -> None:
+    assert replies.plain_acks([b"a", b"", "é".encode()]) == "a ACK\n ACK\né ACK\n".encode()
+
+
+def test_plain_acks_leave_anything_else_to_the_full_path() -> None:
+    assert replies.plain_acks([b"a", b"status"]) is None
+    assert replies.plain_acks([b"/msg x y"]) is None
+    assert replies.plain_acks([b"\xff"]) is None
+    assert replies.plain_acks([LineTooLong(9, 8)]) is None

@@ -159,7 +159,7 @@ class EchoConnection(asyncio.Protocol):
             if not future.done():
                 future.set_exception(error)
 
-    def _greeting(self, lines: list[bytes | LineTooLong]) -> list[bytes | LineTooLong]:
+    def _greeting(self, lines: Sequence[bytes | LineTooLong]) -> Sequence[bytes | LineTooLong]:
         """Skip the greeting block; return the lines after it."""
         for position, line in enumerate(lines):
             if line == SERVER_FULL.encode():

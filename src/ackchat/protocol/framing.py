@@ -9,6 +9,7 @@ the framer reports one :class:`LineTooLong` in its place, so the session goes on
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -45,8 +46,22 @@ class LineFramer:
         """Whether a line has begun and not yet ended (kept or being discarded)."""
         return bool(self._partial) or self._discarded > 0
 
-    def feed(self, data: bytes) -> list[bytes | LineTooLong]:
+    def feed(self, data: bytes) -> Sequence[bytes | LineTooLong]:
         """Take the next bytes of the stream; return the lines they complete, in order."""
+        if (
+            data.endswith(b"\n")
+            and not self._partial
+            and not self._discarded
+            and len(data) <= self._max_line_bytes
+            and b"\r" not in data
+        ):
+            # The common case, whole short lines: nothing held, nothing to strip or check.
+            lines = data.split(b"\n")
+            lines.pop()
+            return lines
+        return self._feed_any(data)
+
+    def _feed_any(self, data: bytes) -> list[bytes | LineTooLong]:
         if b"\n" not in data:
             self._keep_tail(data)
             return []

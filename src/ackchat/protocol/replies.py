@@ -12,13 +12,15 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
 from itertools import chain
-from typing import Protocol
+from typing import Protocol, cast
 
+from ackchat.protocol.commands import is_plain_message
 from ackchat.protocol.framing import LineTooLong
 from ackchat.registry import SessionRecord, StatusSnapshot
 
 END_OF_BLOCK = "."
 ACK_SUFFIX = " ACK"
+_ACK_LINE_END = b" ACK\n"
 SERVER_FULL = "Server is full. Try again later."
 SERVER_SHUTTING_DOWN = "Server is shutting down. Goodbye."
 INVALID_UTF8 = "ERROR invalid UTF-8: the line was discarded."
@@ -82,6 +84,17 @@ def line(text: str) -> bytes:
 def ack(text: str) -> bytes:
     """The answer to an ordinary message: its own text with `` ACK`` appended."""
     return f"{text}{ACK_SUFFIX}\n".encode()
+
+
+def plain_acks(lines: Sequence[bytes | LineTooLong]) -> bytes | None:
+    """The answers to a batch of lines if all are ordinary messages, else None.
+
+    The fast path for the common case: one join for the whole batch.
+    """
+    for line in lines:
+        if type(line) is not bytes or not is_plain_message(line):
+            return None
+    return _ACK_LINE_END.join(cast("Sequence[bytes]", lines)) + _ACK_LINE_END
 
 
 def block_lines(header: str, body: Iterable[str]) -> Iterator[str]:

@@ -48,6 +48,7 @@ from ackchat.protocol.commands import (
     parse_command,
 )
 from ackchat.protocol.framing import LineFramer, LineTooLong
+from ackchat.protocol.replies import plain_acks
 from ackchat.ratelimit import TokenBucket
 from ackchat.registry import DisconnectReason, SessionRecord
 
@@ -101,6 +102,7 @@ class ClientConnection(asyncio.Protocol):
         self._settings = settings = server.settings
         self._loop = asyncio.get_running_loop()
         self._framer = LineFramer(settings.max_line_bytes)
+        self._line_timeout = settings.line_timeout > 0
         self._transport: asyncio.Transport | None = None
         self._host = ""
         self._address = "unknown"
@@ -180,10 +182,22 @@ class ClientConnection(asyncio.Protocol):
             return
         now = self._last_input = self._loop.time()
         lines = self._framer.feed(data)
-        if self._settings.line_timeout > 0:
+        # Data that ends with a newline leaves no line unfinished: no timer to look at.
+        if self._line_timeout and (self._line_started is not None or not data.endswith(b"\n")):
             self._watch_line_start(now, bool(lines))
-        if self._rate is not None and self._rate_strikes and self._rate.full(now):
+        if not lines:
+            return
+        rate = self._rate
+        if rate is not None and self._rate_strikes and rate.full(now):
             self._rate_strikes = 0
+        if self._record is not None and self._stream is None:
+            # The hot path: a batch of ordinary lines within the rate gets one write.
+            acks = plain_acks(lines)
+            if acks is not None and (rate is None or rate.take(now, len(lines))):
+                self._transport.write(acks)  # type: ignore[union-attr]
+                if self._writing_paused:
+                    self._enforce_output_cap()
+                return
         self._handle(iter(lines))
 
     def eof_received(self) -> bool:
@@ -338,6 +352,16 @@ class ClientConnection(asyncio.Protocol):
             return
         assert self._transport is not None
         self._transport.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        if self._writing_paused:
+            self._enforce_output_cap()
+
+    def _enforce_output_cap(self) -> None:
+        """Drop the client if its unsent output passes the cap.
+
+        Only worth asking once writing is paused: below the high-water mark (a quarter
+        of the cap) the transport does not pause.
+        """
+        assert self._transport is not None
         if self._transport.get_write_buffer_size() > self._settings.max_output_bytes:
             log.warning(
                 "%s is not reading its replies: over %d bytes unsent",
