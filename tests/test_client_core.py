@@ -158,12 +158,22 @@ def test_one_error_line_answers_any_command(line: bytes) -> None:
 
 def test_lines_that_arrive_while_no_reply_is_due_are_notices() -> None:
     tracker = greeted()
-    idle = wire_lines(replies.idle_timeout(30))[0]
-    assert tracker.received(idle) == Notice(idle)
+    assert tracker.received("hello?") == Notice("hello?")
     tracker.sent(b"a")
     tracker.received("a ACK")
-    assert tracker.received(replies.SERVER_SHUTTING_DOWN) == Notice(replies.SERVER_SHUTTING_DOWN)
+    assert tracker.received("more") == Notice("more")
     assert not tracker.awaiting_reply
+
+
+@pytest.mark.parametrize("reply_due", [False, True])
+def test_a_goodbye_of_the_server_is_a_farewell_even_while_a_reply_is_due(reply_due: bool) -> None:
+    tracker = greeted()
+    if reply_due:
+        tracker.sent(b"a")
+    idle = wire_lines(replies.idle_timeout(30))[0]
+    assert tracker.received(idle) == Farewell(idle)
+    assert tracker.farewell == idle
+    assert tracker.awaiting_reply is reply_due
 
 
 def test_pipelined_replies_are_matched_in_order() -> None:
@@ -327,13 +337,7 @@ def test_a_wrong_password_answer_without_a_request_is_unexpected() -> None:
 
 
 @pytest.mark.parametrize(
-    "text",
-    [
-        the_line(replies.refused("address not allowed")),
-        replies.TOO_MANY_WRONG_PASSWORDS,
-        replies.AUTH_REQUIRED,
-        replies.SERVER_SHUTTING_DOWN,
-    ],
+    "text", [the_line(replies.refused("address not allowed")), replies.AUTH_REQUIRED]
 )
 def test_after_the_greeting_such_lines_are_notices_or_replies(text: str) -> None:
     tracker = greeted()

@@ -1,4 +1,4 @@
-"""The ackchat client: interactive on a terminal, line by line from a pipe or file.
+"""The ackchat client: interactive on a terminal, line by line from a pipe or file, or one line.
 
 ``run_client`` is the entry point; the exit codes are documented in
 :mod:`ackchat.client.errors`.
@@ -14,12 +14,13 @@ from ackchat.client.errors import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_REFUSED,
     EXIT_SERVER_CLOSED,
     EXIT_SERVER_FULL,
     EXIT_USAGE,
     ClientError,
 )
-from ackchat.client.piped import run_piped
+from ackchat.client.piped import run_piped, run_send
 from ackchat.settings import ClientSettings
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "EXIT_ERROR",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
+    "EXIT_REFUSED",
     "EXIT_SERVER_CLOSED",
     "EXIT_SERVER_FULL",
     "EXIT_USAGE",
@@ -37,11 +39,13 @@ __all__ = [
 
 
 async def run_client(settings: ClientSettings) -> int:
-    """Talk to the server, interactively if stdin is a terminal; returns the exit code.
+    """Talk to the server: one line with ``--send``, else interactively if stdin is a terminal.
 
     A failure is reported as one ``ackchat: ...`` line on stderr, never a traceback.
     """
     try:
+        if settings.send:
+            return await run_send(settings, sys.stdout)
         if sys.stdin.isatty():
             # Imported here: prompt_toolkit takes a while to load and pipes do not need it.
             from ackchat.client.interactive import run_interactive

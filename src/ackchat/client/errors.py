@@ -12,10 +12,13 @@ Exit codes:
   failed, or no connection or greeting within ``connect_timeout``.
 - ``EXIT_SERVER_FULL`` (4): the server had no free slot.
 - ``EXIT_SERVER_CLOSED`` (5): the server closed the connection before we said ``exit``
-  (it shut down, or we were idle too long).
+  (it shut down, or we were idle too long), or the connection was lost and could not be
+  restored (the interactive client tries; piped input and ``--send`` do not).
 - ``EXIT_AUTH_FAILED`` (6): the server wants a password and none was configured (piped
   input), the configured one was wrong, or the server gave up: too many wrong passwords,
   or none in time.
+- ``EXIT_REFUSED`` (7): the server refused what the options asked for: the ``--name``
+  (taken or invalid), a ``--room``, or the ``--send`` line (answered with ``ERROR``).
 - ``EXIT_INTERRUPTED`` (130): Ctrl-C (SIGINT) outside the interactive prompt, the code a
   shell gives a command that SIGINT ended.
 """
@@ -29,9 +32,11 @@ EXIT_CONNECT_FAILED = 3
 EXIT_SERVER_FULL = 4
 EXIT_SERVER_CLOSED = 5
 EXIT_AUTH_FAILED = 6
+EXIT_REFUSED = 7
 EXIT_INTERRUPTED = 130
 
 SERVER_CLOSED = "the server closed the connection."
+CONNECTION_LOST = "the connection to the server was lost."
 
 
 class ClientError(Exception):
@@ -40,3 +45,10 @@ class ClientError(Exception):
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class ConnectionLostError(ClientError):
+    """The connection ended without ``exit`` and without a goodbye: it may be resumed."""
+
+    def __init__(self, message: str = CONNECTION_LOST) -> None:
+        super().__init__(message, EXIT_SERVER_CLOSED)

@@ -1,8 +1,11 @@
-"""The client on a terminal: a prompt with line editing and history, the server above it.
+"""The client on a terminal: a prompt with line editing, history and completion, chat above it.
 
-Lines from the server print above the prompt as they arrive, without disturbing what is
-being typed. ``exit``, Ctrl-C and Ctrl-D end the session: the client says ``exit`` and
-waits briefly for the goodbye.
+Lines from the server print above the prompt as they arrive, styled (see
+:mod:`ackchat.client.display`), without disturbing what is being typed. The prompt shows
+our current name and completes command words, names and rooms with Tab. ``exit``, Ctrl-C
+and Ctrl-D end the session: the client says ``exit`` and waits briefly for the goodbye.
+A lost connection is restored and resumed while the prompt stays up; lines typed
+meanwhile are sent once it is back.
 
 A server that asks for a password gets the configured one first; otherwise, and after
 each wrong one, the password is asked for without echo, until the server gives up.
@@ -12,20 +15,38 @@ Ctrl-C or Ctrl-D at that prompt leaves.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections import deque
+from collections.abc import Callable, Iterable
+from functools import partial
 
-from prompt_toolkit import PromptSession
+from prompt_toolkit import PromptSession, print_formatted_text
+from prompt_toolkit.completion import CompleteEvent, Completer, Completion
+from prompt_toolkit.document import Document
+from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.history import DummyHistory, InMemoryHistory
 from prompt_toolkit.patch_stdout import patch_stdout
+from prompt_toolkit.styles import Style
 
-from ackchat.client.core import WrongPassword
+from ackchat.client.chat import ChatClient, say_exit
+from ackchat.client.core import Event, WrongPassword
+from ackchat.client.directory import ChatDirectory
+from ackchat.client.display import INFO, Fragments, fragments, terminal_safe
 from ackchat.client.errors import EXIT_OK
 from ackchat.client.session import PasswordSource, Session, configured_password
+from ackchat.protocol.commands import Exit, parse_command
 from ackchat.settings import ClientSettings
 
-# How long to wait for the goodbye after saying exit before closing anyway.
-GOODBYE_TIMEOUT = 2.0
+STYLE = Style.from_dict(
+    {
+        "time": "ansibrightblack",
+        "room": "ansicyan",
+        "direct": "ansimagenta",
+        "all": "ansiyellow",
+        "presence": "ansibrightblack italic",
+        "sender": "bold",
+        "alert": "ansired",
+        "info": "bold",
+    }
+)
 
 
 class PasswordPromptClosedError(Exception):
@@ -43,7 +64,7 @@ def configured_then_asked(password: str) -> PasswordSource:
             tried_configured = True
             return password
         if complaint is not None:
-            print(complaint.text)
+            print(terminal_safe(complaint.text))
         try:
             return await prompt.prompt_async("Password: ", is_password=True)
         except (KeyboardInterrupt, EOFError):
@@ -52,33 +73,87 @@ def configured_then_asked(password: str) -> PasswordSource:
     return give
 
 
-async def _send_typed_lines(session: Session, prompt: PromptSession[str], name: str) -> None:
-    """Send what the user types until ``exit``, Ctrl-C or Ctrl-D; then await the goodbye."""
-    # A paste can hold several lines; each is sent on its own.
-    typed: deque[str] = deque()
+class ChatCompleter(Completer):
+    """Tab completion from a :class:`ChatDirectory`: commands, then names or rooms."""
+
+    def __init__(self, directory: ChatDirectory, own_name: Callable[[], str]) -> None:
+        self._directory = directory
+        self._own_name = own_name
+
+    def get_completions(self, document: Document, event: CompleteEvent) -> Iterable[Completion]:
+        typed = document.text_before_cursor
+        partial_word = typed.rsplit(" ", 1)[-1]
+        for word in self._directory.complete(typed, self._own_name()):
+            yield Completion(word, start_position=-len(partial_word))
+
+
+def _is_exit(line: str) -> bool:
+    try:
+        return isinstance(parse_command(line.encode()), Exit)
+    except ValueError:
+        return False
+
+
+async def _read_typed(
+    prompt: PromptSession[str], typed: asyncio.Queue[str], stop: asyncio.Event
+) -> None:
+    """Queue what the user types until ``exit``, Ctrl-C or Ctrl-D (which stand for exit)."""
+    while True:
+        try:
+            text = await prompt.prompt_async()
+        except (KeyboardInterrupt, EOFError):
+            text = "exit"
+        # A paste can hold several lines; each is sent on its own.
+        for line in text.split("\n"):
+            typed.put_nowait(line)
+            if _is_exit(line):
+                stop.set()
+                return
+
+
+async def _send_typed(typed: asyncio.Queue[str], session: Session) -> None:
+    """Send the queued lines on this connection until ``exit``; then await the goodbye."""
     while not session.tracker.exit_sent:
-        if not typed:
-            try:
-                typed.extend((await prompt.prompt_async(f"{name}> ")).split("\n"))
-            except (KeyboardInterrupt, EOFError):
-                typed.append("exit")
-        await session.send(typed.popleft().encode())
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(session.replies_done(), GOODBYE_TIMEOUT)
+        await session.send((await typed.get()).encode())
+    await say_exit(session)
+
+
+def _print(parts: Fragments) -> None:
+    if parts:
+        print_formatted_text(FormattedText(parts), style=STYLE)
 
 
 async def run_interactive(settings: ClientSettings) -> int:
     """Talk to the server from the terminal until ``exit`` or until the server closes."""
     password = configured_password(settings)
-    session = await Session.connect(settings)
-    try:
+    directory = ChatDirectory()
+    stop = asyncio.Event()
+
+    def notify(text: str) -> None:
+        _print([(INFO, f"* {terminal_safe(text)}")])
+
+    def show(event: Event) -> None:
+        directory.observe(event)
+        _print(fragments(event))
+
+    async with ChatClient(
+        settings, reconnect=settings.reconnect, notify=notify, stop=stop
+    ) as client:
         try:
-            greeting = await session.greet(configured_then_asked(password))
+            greeting = await client.open(configured_then_asked(password))
         except PasswordPromptClosedError:
             return EXIT_OK
-        prompt: PromptSession[str] = PromptSession(history=InMemoryHistory())
+        prompt: PromptSession[str] = PromptSession(
+            message=lambda: f"{client.name}> ",
+            history=InMemoryHistory(),
+            completer=ChatCompleter(directory, lambda: client.name),
+        )
+        typed: asyncio.Queue[str] = asyncio.Queue()
         with patch_stdout():
-            print(greeting.text)
-            return await session.converse(_send_typed_lines(session, prompt, greeting.name), print)
-    finally:
-        await session.close()
+            show(greeting)
+            reading = asyncio.ensure_future(_read_typed(prompt, typed, stop))
+            try:
+                return await client.run(partial(_send_typed, typed), show)
+            finally:
+                reading.cancel()
+                await asyncio.wait({reading})

@@ -1,9 +1,12 @@
-"""The client when stdin is not a terminal: send each input line once the last is answered.
+"""The client without a prompt: lines from a pipe or file, or the one line of ``--send``.
 
-Every line from the server goes to stdout as it arrives (the greeting too; blocks without
-their ``.`` and un-stuffed). At the end of input the client sends ``exit`` unless the
-input did, and exits 0 once the goodbye is in. A server that asks for a password gets the
-configured one; there is no one to ask for another.
+Piped, every line from the server goes to stdout as it arrives, unchanged (the greeting,
+other clients' event lines, blocks without their ``.`` and un-stuffed), each input line
+is sent once the last is answered, and at the end of input the client sends ``exit``
+unless the input did, and exits 0 once the goodbye is in. With ``--send`` only the reply
+to that line is printed and stdin is not read. A server that asks for a password gets
+the configured one; there is no one to ask for another. A lost connection ends the
+client (exit code 5): a script is better told than silently resumed.
 """
 
 from __future__ import annotations
@@ -12,18 +15,19 @@ import asyncio
 import os
 import queue
 import threading
+from collections.abc import Callable
 from functools import partial
 from typing import TextIO
 
-from ackchat.client.core import WrongPassword
-from ackchat.client.errors import EXIT_AUTH_FAILED, ClientError
-from ackchat.client.session import PasswordSource, Session, configured_password
+from ackchat.client.chat import ChatClient, say_exit
+from ackchat.client.core import Event, line_text
+from ackchat.client.display import terminal_safe
+from ackchat.client.errors import EXIT_REFUSED, EXIT_USAGE, ClientError
+from ackchat.client.session import Session, configured_only, configured_password
 from ackchat.protocol.replies import ERROR_PREFIX
 from ackchat.settings import ClientSettings
 
 READ_CHUNK_BYTES = 65536
-
-NO_PASSWORD = "the server asks for a password; give --password-file FILE or ACKCHAT_PASSWORD."
 
 
 class InputLines:
@@ -88,7 +92,7 @@ def _set_exception(future: asyncio.Future[bytes], error: OSError) -> None:
         future.set_exception(error)
 
 
-async def _send_lines(session: Session, lines: InputLines) -> None:
+async def _send_lines(lines: InputLines, session: Session) -> None:
     """Send each input line after the reply to the one before; end with ``exit``."""
     while not session.tracker.exit_sent:
         await session.replies_done()
@@ -97,32 +101,53 @@ async def _send_lines(session: Session, lines: InputLines) -> None:
     await session.replies_done()
 
 
-def configured_only(password: str) -> PasswordSource:
-    """Give ``password`` once: without one, or once it is wrong, the client gives up."""
+def _printer(output: TextIO) -> Callable[[str], None]:
+    """Print lines to ``output`` as they are, made safe only if it is a terminal."""
+    safe = output.isatty()
 
-    async def give(complaint: WrongPassword | None) -> str:
-        if complaint is not None:
-            # The same password again cannot fare better: stop at the server's answer.
-            raise ClientError(complaint.text.removeprefix(ERROR_PREFIX), EXIT_AUTH_FAILED)
-        if not password:
-            raise ClientError(NO_PASSWORD, EXIT_AUTH_FAILED)
-        return password
+    def write(text: str) -> None:
+        print(terminal_safe(text) if safe else text, file=output, flush=True)
 
-    return give
+    return write
 
 
 async def run_piped(settings: ClientSettings, input_fd: int, output: TextIO) -> int:
     """Talk to the server line by line from ``input_fd``, writing its lines to ``output``."""
     password = configured_password(settings)
-    session = await Session.connect(settings)
-    try:
-        greeting = await session.greet(configured_only(password))
-        show = partial(print, file=output, flush=True)
+    write = _printer(output)
+
+    def show(event: Event) -> None:
+        write(line_text(event))
+
+    async with ChatClient(settings, reconnect=False, notify=write) as client:
+        greeting = await client.open(configured_only(password))
+        show(greeting)
         lines = InputLines(input_fd)
         try:
-            show(greeting.text)
-            return await session.converse(_send_lines(session, lines), show)
+            return await client.run(partial(_send_lines, lines), show)
         finally:
             lines.close()
-    finally:
-        await session.close()
+
+
+async def run_send(settings: ClientSettings, output: TextIO) -> int:
+    """Send the ``--send`` line, print its reply, and say ``exit``; stdin is never read."""
+    line = settings.send
+    if "\n" in line or "\r" in line:
+        raise ClientError("--send must be a single line.", EXIT_USAGE)
+    write = _printer(output)
+    answer = ""
+
+    async def send_one(session: Session) -> None:
+        nonlocal answer
+        reply = await session.ask(line.encode())
+        for event in reply:
+            write(line_text(event))
+        answer = line_text(reply[0]) if reply else ""
+        await say_exit(session)
+
+    async with ChatClient(settings, reconnect=False, notify=write) as client:
+        await client.open(configured_only(configured_password(settings)))
+        code = await client.run(send_one, lambda event: None)
+    if answer.startswith(ERROR_PREFIX):
+        raise ClientError(f"--send was refused: {answer.removeprefix(ERROR_PREFIX)}", EXIT_REFUSED)
+    return code

@@ -15,12 +15,15 @@ from collections.abc import Awaitable, Callable
 
 from ackchat.client.core import (
     AuthFailed,
+    ChatLine,
     EndOfBlock,
     Event,
     Farewell,
+    Goodbye,
     Greeting,
     PasswordRequired,
     Refused,
+    ReplyLine,
     ReplyTracker,
     ServerFull,
     UnexpectedFirstLine,
@@ -36,7 +39,9 @@ from ackchat.client.errors import (
     EXIT_USAGE,
     SERVER_CLOSED,
     ClientError,
+    ConnectionLostError,
 )
+from ackchat.protocol.replies import ERROR_PREFIX
 from ackchat.settings import ClientSettings, SettingsError
 from ackchat.tls import TlsSetupError, client_context
 
@@ -48,9 +53,14 @@ MAX_SERVER_LINE_BYTES = 16 * 1024 * 1024
 # How long closing may wait for the server (a TLS close waits for its close_notify).
 CLOSE_TIMEOUT = 2.0
 
+# Shows one event from the server (every kind but the end of a block).
+Show = Callable[[Event], None]
+
 # Gives the password when the server asks: with the server's complaint about the last
 # one (None the first time). It may raise ClientError, or any exception to give up.
 PasswordSource = Callable[[WrongPassword | None], Awaitable[str]]
+
+NO_PASSWORD = "the server asks for a password; give --password-file FILE or ACKCHAT_PASSWORD."
 
 # OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH and X509_V_ERR_IP_ADDRESS_MISMATCH: the
 # certificate is for another name or address.
@@ -69,6 +79,20 @@ def configured_password(settings: ClientSettings) -> str:
     except SettingsError as error:
         raise ClientError(str(error), EXIT_USAGE) from None
     return secret
+
+
+def configured_only(password: str) -> PasswordSource:
+    """Give ``password`` once: without one, or once it is wrong, the client gives up."""
+
+    async def give(complaint: WrongPassword | None) -> str:
+        if complaint is not None:
+            # The same password again cannot fare better: stop at the server's answer.
+            raise ClientError(complaint.text.removeprefix(ERROR_PREFIX), EXIT_AUTH_FAILED)
+        if not password:
+            raise ClientError(NO_PASSWORD, EXIT_AUTH_FAILED)
+        return password
+
+    return give
 
 
 def _tls_context(settings: ClientSettings) -> ssl.SSLContext | None:
@@ -124,6 +148,7 @@ class Session:
         self._address = format_address(settings.host, settings.port)
         self.tracker = ReplyTracker()
         self._answered = asyncio.Event()
+        self._collected: list[Event] | None = None
 
     @classmethod
     async def connect(cls, settings: ClientSettings) -> Session:
@@ -237,18 +262,37 @@ class Session:
         """Wait until every reply due so far has been received in full."""
         await self._answered.wait()
 
-    async def relay(self, show: Callable[[str], None]) -> None:
+    async def ask(self, line: bytes) -> list[Event]:
+        """Send one line while no reply is due, and return its reply once complete.
+
+        The reply's events are shown by the relay as well, which must be running.
+        """
+        if self.tracker.awaiting_reply:
+            raise ValueError("ask only when no reply is due")
+        collected: list[Event] = []
+        self._collected = collected
+        try:
+            await self.send(line)
+            await self.replies_done()
+        finally:
+            self._collected = None
+        return collected
+
+    async def relay(self, show: Show) -> None:
         """Show the server's lines as they arrive (block ends hidden), until it closes."""
         while (event := await self._receive()) is not None:
+            if self._collected is not None and _is_reply(event):
+                self._collected.append(event)
             if not isinstance(event, EndOfBlock):
-                show(event.text)
+                show(event)
             if not self.tracker.awaiting_reply:
                 self._answered.set()
 
-    async def converse(self, talk: Awaitable[None], show: Callable[[str], None]) -> int:
+    async def converse(self, talk: Awaitable[None], show: Show) -> int:
         """Run ``talk``, which sends lines up to ``exit``, while relaying the server's lines.
 
-        Returns the exit code; raises :class:`ClientError` if the server closes first.
+        Returns the exit code; raises :class:`ClientError` if the server closes first:
+        :class:`ConnectionLostError` if it did so without saying goodbye.
         """
         relaying = asyncio.ensure_future(self.relay(show))
         talking = asyncio.ensure_future(talk)
@@ -262,7 +306,9 @@ class Session:
             task.result()
         if talking in done or self.tracker.exit_sent:
             return EXIT_OK
-        raise ClientError(SERVER_CLOSED, EXIT_SERVER_CLOSED)
+        if self.tracker.farewell:
+            raise ClientError(SERVER_CLOSED, EXIT_SERVER_CLOSED)
+        raise ConnectionLostError()
 
     async def close(self) -> None:
         """Close the connection and wait until it is closed, or cut it after a while."""
@@ -287,3 +333,10 @@ class Session:
         if not data:
             return None
         return self.tracker.received(data.removesuffix(b"\n").decode(errors="replace"))
+
+
+def _is_reply(event: Event) -> bool:
+    """Whether ``event`` is part of the reply to a line we sent."""
+    if isinstance(event, ChatLine):
+        return event.replayed
+    return isinstance(event, ReplyLine | Goodbye)
