@@ -285,6 +285,18 @@ class ClientSettings:
         "", text, "answer the server's password request with this (else it is asked)", secret=True
     )
     password_file: str = option("", file_path, "read the password from this file's first line")
+    # Chat
+    name: str = option("", text, "after connecting, take this name (/nick); exit 7 if refused")
+    room: str = option(
+        "", text, "after connecting, join these rooms (comma-separated); exit 7 if refused"
+    )
+    send: str = option("", text, "send this one line, print its reply and exit (stdin is not read)")
+    reconnect: bool = option(
+        True, boolean, "on a terminal, reconnect and resume when the connection is lost"
+    )
+    reconnect_timeout: float = option(
+        60.0, non_negative_number, "give up reconnecting after this many seconds"
+    )
 
     def __post_init__(self) -> None:
         check_one_password(self.password, self.password_file)
