@@ -179,9 +179,9 @@ class ServerSettings:
         30.0, non_negative_number, "a line once started must end within this many seconds; 0 off"
     )
     rate_limit: float = option(
-        50000.0, non_negative_number, "lines per second a client may send on average; 0 off"
+        200000.0, non_negative_number, "lines per second a client may send on average; 0 off"
     )
-    rate_burst: int = option(100000, positive_int, "lines a client may send at once above the rate")
+    rate_burst: int = option(400000, positive_int, "lines a client may send at once above the rate")
     rate_strikes: int = option(
         100, positive_int, "lines refused for the rate limit before the client is disconnected"
     )
