@@ -9,6 +9,8 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from ackchat import __version__
+from ackchat.bench.cli import DESCRIPTION as BENCH_DESCRIPTION
+from ackchat.bench.cli import add_bench_arguments, run_bench
 from ackchat.client.errors import EXIT_INTERRUPTED, EXIT_USAGE
 from ackchat.settings import (
     CONFIG_ENV,
@@ -52,6 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
         " from a pipe (each line waits for its reply; the end of input sends exit).",
     )
     add_arguments(connect, ClientSettings)
+    bench = commands.add_parser(
+        "bench",
+        help="measure a server under load",
+        description=BENCH_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_bench_arguments(bench)
     return parser
 
 
@@ -63,6 +72,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     try:
         if arguments.command == "serve":
             return _serve(arguments, environment)
+        if arguments.command == "bench":
+            return run_bench(arguments)
         return _connect(arguments, environment)
     except SettingsError as error:
         print(f"ackchat: {error}", file=sys.stderr)
