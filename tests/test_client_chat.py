@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Iterator
+
+import pytest
 
 from ackchat.client import EXIT_OK, EXIT_REFUSED
 from ackchat.client.chat import ChatClient, say_exit
@@ -15,6 +18,7 @@ from ackchat.settings import ClientSettings
 from conftest import ClientFactory
 from lineclient import LineClient, bounded, eventually
 from test_client_piped import WELCOME, ClientCommand, ackchat, finish, one_loop, shown
+from test_client_security import Terminal
 
 EVENT = r"@\d+ \S+ "
 __all__ = ["ackchat"]  # The fixture, imported to be used here.
@@ -158,3 +162,46 @@ async def test_a_lost_connection_is_resumed_with_the_name_and_the_missed_message
     replayed = [e for e in events if isinstance(e, ChatLine) and e.replayed]
     assert [e.event.text for e in replayed] == ["while you were away"]
     assert not any(isinstance(e, ReplyLine) and e.text.startswith("ERROR") for e in events)
+
+
+# On a terminal
+
+
+@pytest.fixture
+def terminal() -> Iterator[Terminal]:
+    term = Terminal()
+    yield term
+    term.close()
+
+
+@one_loop
+async def test_on_a_terminal_the_prompt_follows_the_name_and_a_lost_connection_is_resumed(
+    server: ChatServer, connect: ClientFactory, ackchat: ClientCommand, terminal: Terminal
+) -> None:
+    environment = {**ackchat.environment, "TERM": "xterm", "PROMPT_TOOLKIT_NO_CPR": "1"}
+    process = await asyncio.create_subprocess_exec(
+        ackchat.path, "connect", "--port", str(server.port), "--name", "alice", "--room", "dev",
+        stdin=terminal.child, stdout=terminal.child, stderr=terminal.child,
+        env=environment, start_new_session=True,
+    )  # fmt: skip
+    ackchat.processes.append(process)
+    await terminal.expect(b"joined #dev: 1 member")
+    await terminal.expect(b"alice>")
+    friend = await connect(server)
+    await named(friend, "bob", "dev")
+    assert await friend.ask("/say dev hi \x1b[2J") == "/say dev hi \x1b[2J ACK"
+    await terminal.expect(b"bob")
+    await terminal.expect(b": hi \xef\xbf\xbd[2J")  # The server's U+FFFD, shown as it is.
+    (connection,) = [c for c in server._connections if c.name == "alice"]
+    assert connection.transport is not None
+    connection.transport.abort()
+    await terminal.expect(b"reconnecting")
+    await terminal.expect(b"Resumed: you are alice again in #dev")
+    await next_matching(friend, f"{EVENT}#dev \\*: alice is back")
+    terminal.type(b"/nick alicia\r")
+    await terminal.expect(b"You are now alicia.")
+    await terminal.expect(b"alicia>")
+    terminal.type(b"exit\r")
+    await terminal.expect(b"Goodbye, alicia.")
+    assert await bounded(process.wait()) == EXIT_OK
+    assert b"\x1b[2J" not in terminal.output
