@@ -127,7 +127,16 @@ class MemoryRegistry:
         return record
 
     def depart(self, name: str, reason: DisconnectReason, now: float) -> SessionRecord:
-        ended = replace(self._connected.pop(name), disconnected_at=now, reason=reason)
+        record = self._connected.pop(name)
+        ended = SessionRecord(
+            record.number,
+            record.name,
+            record.address,
+            record.connected_at,
+            now,
+            reason,
+            record.earlier_names,
+        )
         if len(self._departed) == self._departed.maxlen:
             self._dropped += 1
         self._departed.append(ended)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-import socket
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -164,7 +163,6 @@ class ClientConnection(asyncio.Protocol):
             self._close_gracefully()
             return
         self._counted_by_policy = True
-        self._configure_socket(transport)
         transport.set_write_buffer_limits(high=max(self._settings.max_output_bytes // 4, 1))
         self._last_input = now
         if self._settings.rate_limit > 0:
@@ -634,21 +632,3 @@ class ClientConnection(asyncio.Protocol):
         self._server.hub.detach(self._record.name, now, hold=reason in HELD_REASONS)
         self._server.registry.depart(self._record.name, reason, now)
         log.info("%s disconnected (%s)", self._record.name, reason)
-
-    def _configure_socket(self, transport: asyncio.Transport) -> None:
-        sock = transport.get_extra_info("socket")
-        if sock is None or not self._settings.keepalive:
-            return
-        settings = self._settings
-        options: list[tuple[int, int, int]] = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
-        if hasattr(socket, "TCP_KEEPIDLE"):
-            options += [
-                (socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, settings.keepalive_idle),
-                (socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, settings.keepalive_interval),
-                (socket.IPPROTO_TCP, socket.TCP_KEEPCNT, settings.keepalive_count),
-            ]
-        try:
-            for level, option, value in options:
-                sock.setsockopt(level, option, value)
-        except OSError as error:
-            log.debug("could not set keepalive for %s: %s", self._address, error)

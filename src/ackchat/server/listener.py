@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import asyncio.trsock
 import logging
+import socket
 import ssl
 import time
 from collections import Counter
@@ -102,6 +104,8 @@ class ChatServer:
             ssl_handshake_timeout=(self.settings.line_timeout or None) if tls else None,
         )
         self._servers.append(server)
+        for sock in server.sockets:
+            self._configure_keepalive(sock)
         addresses = ", ".join(format_address(sock.getsockname()) for sock in server.sockets)
         log.info(
             "listening on %s%s (at most %d clients)",
@@ -109,6 +113,25 @@ class ChatServer:
             " with TLS" if tls else "",
             self.registry.max_clients,
         )
+
+    def _configure_keepalive(self, sock: socket.socket | asyncio.trsock.TransportSocket) -> None:
+        """TCP keepalive on the listening socket; Linux passes it on to accepted ones.
+
+        Set once here rather than on every accepted socket: connecting stays cheap.
+        """
+        settings = self.settings
+        options = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, int(settings.keepalive))]
+        if settings.keepalive and hasattr(socket, "TCP_KEEPIDLE"):
+            options += [
+                (socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, settings.keepalive_idle),
+                (socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, settings.keepalive_interval),
+                (socket.IPPROTO_TCP, socket.TCP_KEEPCNT, settings.keepalive_count),
+            ]
+        try:
+            for level, option, value in options:
+                sock.setsockopt(level, option, value)
+        except OSError as error:
+            log.warning("could not set TCP keepalive: %s", error)
 
     def opened(self, connection: ClientConnection) -> None:
         """A connection's socket was accepted."""
