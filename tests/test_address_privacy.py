@@ -67,3 +67,18 @@ async def test_keepalive_can_be_turned_off(
     assert connection.transport is not None
     sock = connection.transport.get_extra_info("socket")
     assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 0
+
+
+async def test_serving_a_network_without_tls_or_password_is_warned_about(
+    start_server: ServerFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    await start_server(host="0.0.0.0")
+    assert "without TLS or a password" in caplog.text
+
+
+async def test_serving_loopback_or_with_a_password_is_not_warned_about(
+    start_server: ServerFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    await start_server()
+    await start_server(host="0.0.0.0", password="secret")
+    assert "without TLS or a password" not in caplog.text
