@@ -36,7 +36,7 @@ def shown(lines: list[str]) -> list[str]:
 
 
 # The client runs in its own process there, so a second event loop for the server adds nothing.
-one_loop = pytest.mark.parametrize("event_loop_policy", ["asyncio"], indirect=True)
+one_loop = pytest.mark.asyncio(loop_factories=["asyncio"])
 
 
 async def run_in_process(server: ChatServer, data: bytes) -> tuple[int, list[str]]:

@@ -24,7 +24,7 @@ from test_client_piped import WELCOME, ClientCommand, ackchat, finish, shown
 PASSWORD = "correct horse battery"
 
 # Each test starts its own client process, so a second event loop for the server adds nothing.
-pytestmark = pytest.mark.parametrize("event_loop_policy", ["asyncio"], indirect=True)
+pytestmark = pytest.mark.asyncio(loop_factories=["asyncio"])
 
 
 # The installed ``ackchat`` command, as the piped client's tests start it.

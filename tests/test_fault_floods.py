@@ -49,7 +49,7 @@ def rss_bytes(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
-@pytest.mark.parametrize("event_loop_policy", ["asyncio"], indirect=True)
+@pytest.mark.asyncio(loop_factories=["asyncio"])
 async def test_memory_stays_flat_under_a_100_mb_flood_from_a_client_that_never_reads() -> None:
     server = await ServerProcess.start("--rate-limit", "0")
     try:

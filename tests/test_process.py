@@ -15,7 +15,7 @@ from lineclient import LineClient, bounded
 from serverprocess import ROOT, ServerProcess
 
 # Process tests need no second event loop: the server runs in its own process.
-pytestmark = pytest.mark.parametrize("event_loop_policy", ["asyncio"], indirect=True)
+pytestmark = pytest.mark.asyncio(loop_factories=["asyncio"])
 
 
 @pytest.fixture
