@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 import uvloop
 
 from ackchat.server.listener import ChatServer
@@ -29,6 +31,23 @@ def pytest_asyncio_loop_factories(
 ) -> dict[str, LoopFactory]:
     """Run every async test on both event loops the server supports."""
     return LOOPS
+
+
+@pytest.fixture(scope="session")
+def authority() -> trustme.CA:
+    """A certificate authority for the tests' TLS certificates."""
+    return trustme.CA()
+
+
+@pytest.fixture
+def tls_files(tmp_path: Path, authority: trustme.CA) -> tuple[str, str, str]:
+    """Certificate chain, key and CA file for a server on 127.0.0.1 (and localhost)."""
+    issued = authority.issue_cert("localhost", "127.0.0.1")
+    cert, key, ca = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    issued.private_key_and_cert_chain_pem.write_to_path(str(cert))
+    issued.private_key_pem.write_to_path(str(key))
+    authority.cert_pem.write_to_path(str(ca))
+    return str(cert), str(key), str(ca)
 
 
 @pytest.fixture

@@ -113,3 +113,23 @@ async def eventually(probe: Callable[[], Awaitable[bool]], what: str) -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out waiting until {what}")
         await asyncio.sleep(0)
+
+
+async def flood_without_reading(port: int, chunk: bytes, limit: int) -> int:
+    """Send ``chunk`` again and again, never reading, until the server cuts us off or
+    ``limit`` bytes are sent; returns how many bytes were sent."""
+    loop = asyncio.get_running_loop()
+    flooder = socket.socket()
+    flooder.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    flooder.setblocking(False)
+    sent = 0
+    try:
+        await bounded(loop.sock_connect(flooder, ("127.0.0.1", port)))
+        while sent < limit:
+            await bounded(loop.sock_sendall(flooder, chunk))
+            sent += len(chunk)
+    except OSError:
+        pass
+    finally:
+        flooder.close()
+    return sent

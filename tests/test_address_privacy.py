@@ -42,19 +42,30 @@ async def test_status_addresses_follow_the_setting(
     assert line.startswith("Client01 127.0.0.1:" if shown else "Client01 - connected")
 
 
-async def test_keepalive_settings_reach_the_socket(
-    start_server: ServerFactory, connect: ClientFactory
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({}, (60, 10, 5)),
+        ({"keepalive_idle": 7, "keepalive_interval": 3, "keepalive_count": 2}, (7, 3, 2)),
+    ],
+)
+async def test_keepalive_settings_reach_accepted_sockets(
+    start_server: ServerFactory,
+    connect: ClientFactory,
+    overrides: dict[str, int],
+    expected: tuple[int, int, int],
 ) -> None:
-    server = await start_server(keepalive_idle=7, keepalive_interval=3, keepalive_count=2)
+    server = await start_server(**overrides)
     client = await connect(server)
     await client.greeting()
     (connection,) = server._connections
     assert connection.transport is not None
     sock = connection.transport.get_extra_info("socket")
     assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
-    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 7
-    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL) == 3
-    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == 2
+    idle, interval, count = expected
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == idle
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL) == interval
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == count
 
 
 async def test_keepalive_can_be_turned_off(

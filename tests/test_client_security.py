@@ -131,22 +131,6 @@ async def test_a_password_is_not_sent_to_a_server_that_does_not_ask(
 # TLS
 
 
-@pytest.fixture(scope="module")
-def authority() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def tls_files(tmp_path: Path, authority: trustme.CA) -> tuple[str, str, str]:
-    """Certificate chain, key and CA file for a server on 127.0.0.1 (and localhost)."""
-    issued = authority.issue_cert("localhost", "127.0.0.1")
-    cert, key, ca = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
-    issued.private_key_and_cert_chain_pem.write_to_path(str(cert))
-    issued.private_key_pem.write_to_path(str(key))
-    authority.cert_pem.write_to_path(str(ca))
-    return str(cert), str(key), str(ca)
-
-
 async def test_tls_with_the_ca_file(
     start_server: ServerFactory, client: ClientCommand, tls_files: tuple[str, str, str]
 ) -> None:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import socket
 from pathlib import Path
 
 import pytest
 
 from conftest import ClientFactory, ServerFactory
-from lineclient import LineClient, bounded
+from lineclient import LineClient, flood_without_reading
 from serverprocess import ServerProcess
 from test_server import status_line_of
 
@@ -59,23 +57,11 @@ async def test_memory_stays_flat_under_a_100_mb_flood_from_a_client_that_never_r
             await warmup.ask("x" * 1000)
         warmup.close()
         before = rss_bytes(server.process.pid)
-        loop = asyncio.get_running_loop()
         flooded = 0
         # Each flooder is cut off after about 1 MB of unsent replies; the next one goes on.
         for _ in range(200):
-            flooder = socket.socket()
-            flooder.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            flooder.setblocking(False)
-            await bounded(loop.sock_connect(flooder, ("127.0.0.1", server.port)))
             chunk = b"f" * 8191 + b"\n"
-            try:
-                while flooded < 100_000_000:
-                    await bounded(loop.sock_sendall(flooder, chunk))
-                    flooded += len(chunk)
-            except OSError:
-                pass
-            finally:
-                flooder.close()
+            flooded += await flood_without_reading(server.port, chunk, 100_000_000 - flooded)
             if flooded >= 100_000_000:
                 break
         await server.wait_for_log(r"Client\d+ disconnected \(slow consumer\)")

@@ -10,7 +10,7 @@ from datetime import datetime
 from ackchat.registry import DisconnectReason
 from ackchat.server.listener import ChatServer
 from conftest import ClientFactory, ServerFactory
-from lineclient import LineClient, bounded, eventually
+from lineclient import LineClient, bounded, eventually, flood_without_reading
 
 ISO_TIME = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d"
 
@@ -170,21 +170,7 @@ async def test_a_client_that_never_reads_is_disconnected(
     start_server: ServerFactory, connect: ClientFactory
 ) -> None:
     server = await start_server(max_output_bytes=64 * 1024, rate_limit=0)
-    loop = asyncio.get_running_loop()
-    flooder = socket.socket()
-    flooder.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    flooder.setblocking(False)
-    await bounded(loop.sock_connect(flooder, ("127.0.0.1", server.port)))
-    chunk = b"flood\n" * 10_000
-    sent = 0
-    try:
-        while sent < 50_000_000:
-            await bounded(loop.sock_sendall(flooder, chunk))
-            sent += len(chunk)
-    except OSError:
-        pass
-    finally:
-        flooder.close()
+    sent = await flood_without_reading(server.port, b"flood\n" * 10_000, 50_000_000)
     assert sent < 50_000_000, "the server kept accepting input from a client that never reads"
     watcher = await connect(server)
     await watcher.greeting()
@@ -244,16 +230,6 @@ async def test_an_idle_client_is_disconnected(
     watcher = await connect(server)
     await watcher.greeting()
     assert (await status_line_of(watcher, "Client01")).endswith("(idle timeout)")
-
-
-async def test_accepted_sockets_have_keepalive(server: ChatServer, connect: ClientFactory) -> None:
-    client = await connect(server)
-    await client.greeting()
-    (connection,) = server._connections
-    assert connection.transport is not None
-    sock = connection.transport.get_extra_info("socket")
-    assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
-    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 60
 
 
 async def test_shutdown_tells_every_client_and_records_it(

@@ -17,21 +17,6 @@ from conftest import ServerFactory
 from lineclient import LineClient, bounded
 
 
-@pytest.fixture(scope="module")
-def authority() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def certificate_files(tmp_path: Path, authority: trustme.CA) -> tuple[str, str, str]:
-    issued = authority.issue_cert("localhost", "127.0.0.1")
-    cert, key, ca = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
-    issued.private_key_and_cert_chain_pem.write_to_path(str(cert))
-    issued.private_key_pem.write_to_path(str(key))
-    authority.cert_pem.write_to_path(str(ca))
-    return str(cert), str(key), str(ca)
-
-
 async def open_tls(port: int, context: ssl.SSLContext) -> LineClient:
     reader, writer = await bounded(
         asyncio.open_connection("127.0.0.1", port, ssl=context, server_hostname="localhost")
@@ -40,9 +25,9 @@ async def open_tls(port: int, context: ssl.SSLContext) -> LineClient:
 
 
 async def test_tls_on_the_main_port(
-    start_server: ServerFactory, certificate_files: tuple[str, str, str]
+    start_server: ServerFactory, tls_files: tuple[str, str, str]
 ) -> None:
-    cert, key, ca = certificate_files
+    cert, key, ca = tls_files
     server = await start_server(tls_cert=cert, tls_key=key)
     client = await open_tls(server.port, client_context(ca, insecure=False))
     assert await client.greeting() == "Client01"
@@ -54,9 +39,9 @@ async def test_tls_on_the_main_port(
 
 
 async def test_plain_text_on_a_tls_port_gets_nowhere(
-    start_server: ServerFactory, certificate_files: tuple[str, str, str]
+    start_server: ServerFactory, tls_files: tuple[str, str, str]
 ) -> None:
-    cert, key, _ = certificate_files
+    cert, key, _ = tls_files
     server = await start_server(tls_cert=cert, tls_key=key)
     plain = await LineClient.open(server.port)
     await plain.send("hello")
@@ -65,9 +50,9 @@ async def test_plain_text_on_a_tls_port_gets_nowhere(
 
 
 async def test_a_client_that_does_not_trust_the_certificate_refuses_it(
-    start_server: ServerFactory, certificate_files: tuple[str, str, str]
+    start_server: ServerFactory, tls_files: tuple[str, str, str]
 ) -> None:
-    cert, key, _ = certificate_files
+    cert, key, _ = tls_files
     server = await start_server(tls_cert=cert, tls_key=key)
     stranger = trustme.CA()
     context = ssl.create_default_context()
@@ -80,9 +65,9 @@ async def test_a_client_that_does_not_trust_the_certificate_refuses_it(
 
 
 async def test_a_tls_port_beside_the_plain_one(
-    start_server: ServerFactory, certificate_files: tuple[str, str, str]
+    start_server: ServerFactory, tls_files: tuple[str, str, str]
 ) -> None:
-    cert, key, ca = certificate_files
+    cert, key, ca = tls_files
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         free_port = probe.getsockname()[1]
@@ -98,7 +83,7 @@ async def test_a_tls_port_beside_the_plain_one(
     secure.close()
 
 
-async def test_bad_certificate_files_stop_the_server_with_one_line(tmp_path: Path) -> None:
+async def test_bad_tls_files_stop_the_server_with_one_line(tmp_path: Path) -> None:
     missing = str(tmp_path / "missing.pem")
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "ackchat", "serve", "--port", "0",
