@@ -134,3 +134,9 @@ def test_the_readme_documents_every_option() -> None:
         for setting in fields(cls):
             assert f"`{flag_name(setting.name)}`" in readme, setting.name
             assert f"`{env_name(setting.name)}`" in readme, setting.name
+
+
+@pytest.mark.parametrize("flags", [{"ca": "ca.pem"}, {"insecure": True}])
+def test_tls_options_without_tls_are_refused(flags: dict[str, object]) -> None:
+    with pytest.raises(SettingsError, match="only apply with --tls"):
+        resolve(ClientSettings, flags, {}, None)

@@ -300,6 +300,8 @@ class ClientSettings:
 
     def __post_init__(self) -> None:
         check_one_password(self.password, self.password_file)
+        if (self.ca or self.insecure) and not self.tls:
+            raise SettingsError("--ca and --insecure only apply with --tls")
 
     def read_password(self) -> str:
         """The shared secret, from the setting or the first line of the password file."""
