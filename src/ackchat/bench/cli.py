@@ -9,8 +9,9 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from ackchat.bench.runner import BenchFailedError, progress_stream, run_bench_options
-from ackchat.bench.scenarios import SCENARIOS, BenchOptions
-from ackchat.bench.stats import format_table, summarize, summary_rows
+from ackchat.bench.scenarios import FANOUT_RECEIVERS, SCENARIOS, BenchOptions
+from ackchat.bench.stats import failed_checks, format_table, summarize, summary_rows
+from ackchat.chat.names import room_name
 from ackchat.settings import host_name, non_negative_int, port_number, positive_int
 
 T = TypeVar("T")
@@ -28,6 +29,11 @@ scenarios:
   idle     hold N idle clients; with --server-pid, server memory per connection
   status   'status all' time over a cache filled with --cache-fill clients, then the
            echo latency of N clients while --status-clients loop on 'status all'
+  fanout   one sender and N receivers (default 1,000) in --room; the sender keeps K
+           '/say' messages in flight (at most --rate a second); each receiver checks it
+           gets every message in order and times it from the send (time.monotonic_ns);
+           deliveries/s = messages x receivers received per second; the server needs
+           --max-clients above N + 1
 
 Against redis-server: --line-protocol --request PING --expect +PONG (--quit QUIT for
 the connect scenario).
@@ -43,6 +49,11 @@ def _seconds(value: object) -> float:
     if not 0 <= number < float("inf"):
         raise ValueError("must be a number of seconds, 0 or more")
     return number
+
+
+def _room(value: object) -> str:
+    """A room name in its canonical form (``#`` and lower case)."""
+    return room_name(str(value))
 
 
 def _checked(parse: Callable[[object], T]) -> Callable[[str], T]:
@@ -70,15 +81,18 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         "--connections",
         "-c",
         type=_checked(positive_int),
-        default=defaults.connections,
-        help="connections (echo, idle) or parallel clients (connect)",
+        default=None,
+        help=(
+            f"connections (echo, idle; default {defaults.connections}), parallel clients"
+            f" (connect) or receivers (fanout; default {FANOUT_RECEIVERS})"
+        ),
     )
     add(
         "--pipeline",
         "-k",
         type=_checked(positive_int),
         default=defaults.pipeline,
-        help="requests in flight per connection",
+        help="requests in flight per connection (fanout: messages in flight)",
     )
     add("--warmup", type=_checked(_seconds), default=defaults.warmup, help="seconds unmeasured")
     add(
@@ -91,13 +105,16 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         "--requests",
         type=_checked(non_negative_int),
         default=defaults.requests,
-        help="stop the window after this many replies or cycles (0: after --duration)",
+        help=(
+            "stop the window after this many replies or cycles, or (fanout) messages sent"
+            " (0: after --duration)"
+        ),
     )
     add(
         "--workers",
         type=_checked(positive_int),
         default=defaults.workers,
-        help="load generator processes for echo and connect; connections are split",
+        help="load generator processes for echo, connect and fanout; connections are split",
     )
     add(
         "--line-protocol",
@@ -131,16 +148,27 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.status_repeats,
         help="status: timed 'status all' requests on an otherwise idle server",
     )
+    add(
+        "--rate",
+        type=_checked(_seconds),
+        default=defaults.rate,
+        help="fanout: messages per second at most (0: as fast as --pipeline allows)",
+    )
+    add("--room", type=_checked(_room), default=defaults.room, help="fanout: the room")
     add("--json", action="store_true", help="print the results as JSON")
 
 
 def options_from(arguments: argparse.Namespace) -> BenchOptions:
     """The options of a run from parsed arguments."""
+    connections = arguments.connections
+    if connections is None:
+        fanout = arguments.scenario == "fanout"
+        connections = FANOUT_RECEIVERS if fanout else BenchOptions().connections
     return BenchOptions(
         scenario=arguments.scenario,
         host=arguments.host,
         port=arguments.port,
-        connections=arguments.connections,
+        connections=connections,
         pipeline=arguments.pipeline,
         warmup=arguments.warmup,
         duration=arguments.duration,
@@ -155,6 +183,8 @@ def options_from(arguments: argparse.Namespace) -> BenchOptions:
         cache_fill=arguments.cache_fill,
         status_clients=arguments.status_clients,
         status_repeats=arguments.status_repeats,
+        rate=arguments.rate,
+        room=arguments.room,
     )
 
 
@@ -172,7 +202,10 @@ def run_bench(arguments: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2))
     else:
         print(format_table(("figure", "value"), summary_rows(summary)))
-    return EXIT_ERRORS if measurement.errors else EXIT_OK
+    problems = failed_checks(summary)
+    for problem in problems:
+        print(f"ackchat bench: {problem}", file=sys.stderr)
+    return EXIT_ERRORS if measurement.errors or problems else EXIT_OK
 
 
 def main() -> int:

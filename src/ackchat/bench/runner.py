@@ -22,7 +22,7 @@ from ackchat.bench.scenarios import SETUP_TIMEOUT, BenchOptions, run_scenario
 from ackchat.bench.stats import Measurement, merge_measurements
 
 # Scenarios whose connections can be split among workers; the others run in one process.
-SPLITTABLE = ("echo", "connect")
+SPLITTABLE = ("echo", "connect", "fanout")
 PROGRESS_INTERVAL = 0.25
 BAR_WIDTH = 30
 

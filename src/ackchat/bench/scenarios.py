@@ -16,9 +16,14 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from ackchat.bench.client import BenchError, EchoConnection, ScriptConnection, Tally
+from ackchat.bench.fanout import FanoutReceiver, FanoutSender, RoomConnection
 from ackchat.bench.stats import LatencyHistogram, Measurement, ReplyRule
 
-SCENARIOS = ("echo", "connect", "idle", "status")
+SCENARIOS = ("echo", "connect", "idle", "status", "fanout")
+# The fanout scenario's receivers when the command line does not say.
+FANOUT_RECEIVERS = 1000
+# How long the fanout scenario waits, after its window, for every receiver to hear the end.
+DRAIN_TIMEOUT = 30.0
 # Connections opened at once while setting up many of them.
 OPEN_CONCURRENCY = 200
 # Extra time any scenario may take for setting up and draining, beyond its load window.
@@ -50,6 +55,11 @@ class BenchOptions:
     cache_fill: int = 10000
     status_clients: int = 10
     status_repeats: int = 20
+    # fanout: messages per second from the sender (0: as fast as ``pipeline`` allows),
+    # the room, and whether this process runs the sender (only the first worker does).
+    rate: float = 0.0
+    room: str = "#bench"
+    sends: bool = True
 
     @property
     def greeting(self) -> bool:
@@ -68,6 +78,9 @@ class BenchOptions:
         def part(total: int) -> int:
             return total // self.workers + (1 if worker < total % self.workers else 0)
 
+        if self.scenario == "fanout":
+            # ``requests`` limits the one sender's messages: it is not shared out.
+            return replace(self, connections=part(self.connections), sends=worker == 0)
         return replace(self, connections=part(self.connections), requests=part(self.requests))
 
 
@@ -109,10 +122,12 @@ async def run_scenario(options: BenchOptions, sync: Sync = _no_sync) -> Measurem
     """Run the scenario ``options`` names, bounded in time, in the running event loop."""
     if options.scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {options.scenario!r}")
-    if options.scenario == "status" and options.line_protocol:
-        raise ValueError("the status scenario needs an ackchat server")
-    run = {"echo": echo, "connect": connect, "idle": idle, "status": status}[options.scenario]
-    bound = options.warmup + options.duration + SETUP_TIMEOUT
+    if options.scenario in ("status", "fanout") and options.line_protocol:
+        raise ValueError(f"the {options.scenario} scenario needs an ackchat server")
+    run = {"echo": echo, "connect": connect, "idle": idle, "status": status, "fanout": fanout}[
+        options.scenario
+    ]
+    bound = options.warmup + options.duration + SETUP_TIMEOUT + DRAIN_TIMEOUT
     return await asyncio.wait_for(run(options, sync), bound)
 
 
@@ -423,5 +438,81 @@ async def status(options: BenchOptions, sync: Sync) -> Measurement:
         status_alone_p50_ms=alone.percentile(0.5) / 1000,
         status_alone_max_ms=alone.max_us / 1000,
         status_replies=during.count,
+    )
+    return measurement
+
+
+R = TypeVar("R", bound=RoomConnection)
+
+
+async def open_in_room(options: BenchOptions, make: Callable[[], R], count: int) -> list[R]:
+    """Open ``count`` connections that join ``options.room``; wait until each has joined."""
+    loop = asyncio.get_running_loop()
+    gate = asyncio.Semaphore(OPEN_CONCURRENCY)
+
+    async def open_one() -> R:
+        async with gate:
+            _, connection = await loop.create_connection(make, options.host, options.port)
+            try:
+                await connection.joined
+            except BaseException:
+                connection.close()
+                raise
+            return connection
+
+    return await _all_or_none([open_one() for _ in range(count)], RoomConnection.close)
+
+
+async def fanout(options: BenchOptions, sync: Sync) -> Measurement:
+    """One sender, ``connections`` receivers in a room: deliveries/s, latency, losses.
+
+    The first worker also runs the sender; every worker's window closes at its end or
+    when one of its receivers hears the sender's final message. Afterwards each receiver
+    waits (bounded) for that final message, so that every message can be accounted for.
+    """
+    tally = Tally()
+    room = options.room.encode()
+    senders = []
+    if options.sends:
+        senders = await open_in_room(
+            options,
+            lambda: FanoutSender(tally, room, options.pipeline, options.rate, options.requests),
+            1,
+        )
+    try:
+        receivers = await open_in_room(
+            options, lambda: FanoutReceiver(tally, room), options.connections
+        )
+    except BaseException:
+        for sender in senders:
+            sender.close()
+        raise
+    sync()
+    window = Window(options, tally)
+    tally.sending = True
+    for sender in senders:
+        sender.start()
+    try:
+        await window.run()
+        endings = [sender.stop() for sender in senders]
+        endings += [receiver.done for receiver in receivers]
+        await asyncio.wait(endings, timeout=DRAIN_TIMEOUT)
+        for ending in endings:
+            if ending.done():
+                # Already counted as an error by the connection; retrieved so asyncio is quiet.
+                ending.exception()
+    finally:
+        for connection in [*senders, *receivers]:
+            connection.close()
+    tally.flush()
+    measurement = _measurement(options, tally, window, len(receivers))
+    checks = [receiver.check for receiver in receivers]
+    measurement.extra.update(
+        messages_sent=sum(sender.sent for sender in senders),
+        messages_in_window=sum(sender.acked_in_window for sender in senders),
+        deliveries_in_order=sum(check.in_order for check in checks),
+        order_violations=sum(check.violations for check in checks),
+        receivers_unfinished=sum(not check.finished for check in checks),
+        slow_reader_warnings=sum(receiver.warnings for receiver in receivers),
     )
     return measurement

@@ -15,6 +15,15 @@ from dataclasses import dataclass, field
 SIGNIFICANT_BITS = 7
 # A load generator process above this share of one core is taken to be the bottleneck.
 SATURATION = 0.9
+# The fanout scenario's counts (kept as floats while merged), shown as whole numbers.
+FANOUT_COUNTS = (
+    "messages_sent",
+    "messages_in_window",
+    "deliveries_in_order",
+    "order_violations",
+    "receivers_unfinished",
+    "slow_reader_warnings",
+)
 
 
 class LatencyHistogram:
@@ -188,9 +197,41 @@ def summarize(measurement: Measurement) -> dict[str, object]:
                 summary[f"{prefix}_{name}_us"] = histogram.percentile(fraction)
             summary[f"{prefix}_max_us"] = histogram.max_us
     summary.update({key: round(value, 3) for key, value in measurement.extra.items()})
+    if measurement.scenario == "fanout":
+        summary.update(fanout_figures(measurement))
     if measurement.error_samples:
         summary["error_samples"] = list(measurement.error_samples)
     return summary
+
+
+def fanout_figures(measurement: Measurement) -> dict[str, object]:
+    """The fanout scenario's derived figures, from its merged counts.
+
+    Every receiver should get every message the sender sent: what did not arrive in order
+    is lost, whether its receiver saw a gap or never heard the final message.
+    """
+    extra = measurement.extra
+    sent = int(extra.get("messages_sent", 0))
+    expected = sent * measurement.connections
+    seconds = measurement.seconds
+    counts = {key: int(value) for key, value in extra.items() if key in FANOUT_COUNTS}
+    return {
+        **counts,
+        "receivers": measurement.connections,
+        "deliveries_expected": expected,
+        "messages_lost": expected - int(extra.get("deliveries_in_order", 0)),
+        "messages_per_s": round(extra.get("messages_in_window", 0) / seconds, 1) if seconds else 0,
+    }
+
+
+def failed_checks(summary: Mapping[str, object]) -> list[str]:
+    """What a fanout run's summary shows went wrong beyond wrong replies (empty if none)."""
+    problems = []
+    for key in ("messages_lost", "order_violations", "receivers_unfinished"):
+        value = summary.get(key, 0)
+        if isinstance(value, int | float) and value:
+            problems.append(f"{key.replace('_', ' ')}: {value:g}")
+    return problems
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
