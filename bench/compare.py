@@ -1,9 +1,12 @@
-"""Compare ackchat with redis-server and two bare echo servers, under one load generator.
+"""Compare ackchat with redis-server, two bare echo servers and an earlier ackchat.
 
 ``python bench/compare.py`` starts each server in turn, interleaved over several rounds,
 runs the same scenarios against each with ``ackchat.bench``, and writes the median of the
 rounds (with min-max) to bench/results/ (table, JSON, PNG) and into docs/BENCHMARKS.md.
 Ratios are taken within a round, so they compare servers measured minutes apart at most.
+The earlier ackchat (``--against REV``, by default the last commit before chat) is
+checked out with ``git worktree`` into a temporary directory and runs the echo scenarios
+only, so that the cost of chat on the echo path shows as ``ackchat/earlier``.
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -43,6 +47,12 @@ END_MARK = "<!-- compare:end -->"
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
 MAX_CLIENTS = 20000
+# The last commit before chat ("Long replies yield to other connections..."); its
+# successor is "Chat core (pure)...".
+BEFORE_CHAT = "0aec447"
+EARLIER = "ackchat earlier"
+ECHO_KEYS = ("warm-up", "echo 3/1", "echo 50/1", "echo 50/16")
+FANOUT_RECEIVERS = 1000
 
 
 @dataclass(frozen=True)
@@ -52,12 +62,30 @@ class Server:
     name: str
     command: Callable[[int], list[str]]
     load: BenchOptions = field(default_factory=BenchOptions)
+    # PYTHONPATH for the server process: which ackchat source tree runs.
+    source: Path | None = None
+    # The scenarios it runs (all that apply when empty).
+    only: tuple[str, ...] = ()
+
+    def runs(self, scenario: Scenario) -> bool:
+        """Whether ``scenario`` runs against this server."""
+        return scenario.applies_to(self.name) and (not self.only or scenario.key in self.only)
 
 
 def ackchat_command(port: int) -> list[str]:
     """ackchat with its default settings, except room for the idle scenario's clients."""
     serve = ["serve", "--port", str(port), "--max-clients", str(MAX_CLIENTS)]
     return [sys.executable, "-m", "ackchat", *serve]
+
+
+def earlier_command(port: int) -> list[str]:
+    """The earlier ackchat with today's rate-limit defaults (it knows both options).
+
+    Before ``9047241`` the default was 50,000 lines/s and cut off one pipelining client
+    early; the same limit on both compares the code, not the defaults.
+    """
+    rate = ["--rate-limit", "200000", "--rate-burst", "400000"]
+    return [*ackchat_command(port), *rate]
 
 
 def baseline_command(script: str) -> Callable[[int], list[str]]:
@@ -76,7 +104,7 @@ def redis_command(port: int) -> list[str]:
 
 LINE = BenchOptions(line_protocol=True)
 SERVERS = (
-    Server("ackchat", ackchat_command),
+    Server("ackchat", ackchat_command, source=ROOT / "src"),
     Server("uvloop echo", baseline_command("echo_uvloop.py"), LINE),
     Server("streams echo", baseline_command("echo_streams.py"), LINE),
     Server(
@@ -97,10 +125,21 @@ class Scale:
     cache: int
     messages: int
     cold: float
+    receivers: int
 
 
-FULL = Scale(warmup=1.0, duration=5.0, idle=10000, cache=10000, messages=1_000_000, cold=5.0)
-QUICK = Scale(warmup=0.3, duration=1.0, idle=1000, cache=1000, messages=100_000, cold=1.0)
+FULL = Scale(
+    warmup=1.0,
+    duration=5.0,
+    idle=10000,
+    cache=10000,
+    messages=1_000_000,
+    cold=5.0,
+    receivers=FANOUT_RECEIVERS,
+)
+QUICK = Scale(
+    warmup=0.3, duration=1.0, idle=1000, cache=1000, messages=100_000, cold=1.0, receivers=200
+)
 
 
 @dataclass(frozen=True)
@@ -131,6 +170,13 @@ def scenarios(scale: Scale) -> list[Scenario]:
         Scenario(
             "status",
             replace(timed, scenario="status", connections=10, cache_fill=scale.cache),
+            ("ackchat",),
+        ),
+        # One message in flight: the sender waits for each ACK, which the server sends
+        # once the message is written (or queued) to every receiver.
+        Scenario(
+            "fanout",
+            replace(timed, scenario="fanout", connections=scale.receivers, workers=2),
             ("ackchat",),
         ),
         # Two in flight keeps one client under ackchat's default rate limit (50,000 lines/s).
@@ -174,6 +220,14 @@ FIGURES = (
     Figure("status loop: others' echo p99", "status", "latency_p99_us", "ms", 1 / 1000),
     Figure("cold start: first seconds / steady", "cold", "cold_ratio", "x"),
     Figure("messages through 1 conn: RSS growth", "messages", "rss_growth_kb", "KB"),
+    Figure("fanout to 1,000 (quick: 200): deliveries", "fanout", "rate", "per s"),
+    Figure("fanout: messages", "fanout", "messages_per_s", "per s"),
+    Figure("fanout: send-to-receipt p50", "fanout", "latency_p50_us", "ms", 1 / 1000),
+    Figure("fanout: send-to-receipt p99", "fanout", "latency_p99_us", "ms", 1 / 1000),
+    Figure("fanout: send-to-receipt max", "fanout", "latency_max_us", "ms", 1 / 1000),
+    Figure("fanout: messages lost", "fanout", "messages_lost", "deliveries"),
+    Figure("fanout: order violations", "fanout", "order_violations", "count"),
+    Figure("fanout: generator CPU", "fanout", "cpu_percent", "% of a core"),
 )
 
 
@@ -204,6 +258,12 @@ TARGETS = (
     Target("(7) others' echo p99 < 10 ms", "status loop: others' echo p99", "max", 10.0),
     Target("(8) cold start ≥ 80% of steady", "cold start: first seconds / steady", "min", 0.8),
     Target("(9) RSS growth < 1 MB", "messages through 1 conn: RSS growth", "max", 1024.0),
+    Target(
+        "(chat) echo 3/1 ≥ 0.95x before chat", "echo 3 conns / 1 in flight", "min", 0.95, EARLIER
+    ),
+    Target("(chat) echo 50/1 ≥ 0.95x before chat", "echo 50 / 1", "min", 0.95, EARLIER),
+    Target("(chat) echo 50/16 ≥ 0.95x before chat", "echo 50 / 16", "min", 0.95, EARLIER),
+    Target("(chat) fanout: no message lost", "fanout: messages lost", "max", 0.0),
 )
 
 # results[server][scenario] = one summary per round
@@ -236,8 +296,14 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
 def running(server: Server) -> Iterator[tuple[int, int]]:
     """Start ``server`` on a free port; yields (port, pid); stops it on the way out."""
     port = free_port()
+    environment = dict(os.environ)
+    if server.source is not None:
+        environment["PYTHONPATH"] = str(server.source)
     process = subprocess.Popen(
-        server.command(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        server.command(port),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=environment,
     )
     try:
         wait_for_port(port, process)
@@ -256,7 +322,7 @@ def run_round(servers: Sequence[Server], plan: Sequence[Scenario], results: Resu
     for server in servers:
         with running(server) as (port, pid):
             for scenario in plan:
-                if not scenario.applies_to(server.name):
+                if not server.runs(scenario):
                     continue
                 options = merge_options(server.load, scenario.options, port, pid)
                 print(f"  {server.name}: {scenario.key}", file=sys.stderr, flush=True)
@@ -347,14 +413,23 @@ def _short(value: float) -> str:
 
 def table(results: Results, servers: Sequence[str]) -> tuple[list[str], list[list[str]]]:
     """Headers and rows: each figure for each server, and ackchat's ratios."""
-    headers = ["figure", "unit", *servers, "ackchat/redis", "ackchat/uvloop"]
+    against = [
+        (name, label)
+        for name, label in (
+            ("redis-server", "ackchat/redis"),
+            ("uvloop echo", "ackchat/uvloop"),
+            (EARLIER, "ackchat/earlier"),
+        )
+        if name in servers
+    ]
+    headers = ["figure", "unit", *servers, *(label for _, label in against)]
     rows = []
     for figure in FIGURES:
         row = [figure.label, figure.unit]
         for server in servers:
             row.append(show(values(results, server, figure), saturated(results, server, figure)))
-        for against in ("redis-server", "uvloop echo"):
-            row.append(show(ratios(results, figure, against)))
+        for name, _ in against:
+            row.append(show(ratios(results, figure, name)))
         rows.append(row)
     return headers, rows
 
@@ -432,7 +507,9 @@ def report(
             format_markdown_table(headers, rows),
             "\\* the load generator used ≥90% of a core in at least one round: the figure"
             " may be the generator's limit, not the server's.",
-            format_markdown_table(["target (issue #3)", "ackchat", "result"], target_rows(results)),
+            format_markdown_table(
+                ["target (issue #3, chat issue)", "ackchat", "result"], target_rows(results)
+            ),
         ]
     )
 
@@ -449,6 +526,29 @@ def write_document(section: str) -> None:
     if not begin or not end:
         raise RuntimeError(f"{DOCUMENT} lacks the {BEGIN_MARK} / {END_MARK} markers")
     DOCUMENT.write_text(f"{head}{BEGIN_MARK}\n{section}\n{END_MARK}{tail}", encoding="utf-8")
+
+
+@contextmanager
+def earlier_checkout(revision: str) -> Iterator[tuple[Server, str]]:
+    """Check ``revision`` out into a temporary worktree; yields its server and commit.
+
+    The worktree is removed on the way out, whatever happens in between.
+    """
+    commit = _git("rev-parse", "--short", f"{revision}^{{commit}}")
+    if commit == "not a git checkout":
+        raise SystemExit(f"compare.py: --against {revision}: no such commit")
+    with tempfile.TemporaryDirectory(prefix="ackchat-earlier-") as directory:
+        tree = Path(directory) / "tree"
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", "--quiet", str(tree), commit],
+            check=True,
+        )
+        try:
+            yield Server(EARLIER, earlier_command, source=tree / "src", only=ECHO_KEYS), commit
+        finally:
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False
+            )
 
 
 def chart(results: Results, servers: Sequence[str], path: Path) -> None:
@@ -473,7 +573,7 @@ def chart(results: Results, servers: Sequence[str], path: Path) -> None:
             heights,
             yerr=[lower, upper],
             capsize=4,
-            color=["tab:red", "tab:blue", "tab:gray", "tab:green"][: len(servers)],
+            color=["tab:red", "tab:blue", "tab:gray", "tab:green", "tab:orange"][: len(servers)],
         )
         axis.set_title(f"{item.label} ({item.unit})", fontsize=10)
         axis.tick_params(axis="x", labelrotation=20, labelsize=8)
@@ -491,6 +591,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=None, help="seconds per measurement")
     parser.add_argument("--warmup", type=float, default=None, help="seconds of warm-up per run")
     parser.add_argument("--no-document", action="store_true", help="leave docs/BENCHMARKS.md")
+    parser.add_argument(
+        "--against",
+        default=BEFORE_CHAT,
+        help=(
+            "an earlier ackchat commit to compare the echo scenarios with"
+            f" (default {BEFORE_CHAT}, the last before chat; 'none' to skip)"
+        ),
+    )
     arguments = parser.parse_args(argv)
     scale = QUICK if arguments.quick else FULL
     if arguments.duration is not None:
@@ -502,11 +610,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     servers = [s for s in SERVERS if s.name != "redis-server" or shutil.which("redis-server")]
     plan = scenarios(scale)
     results: Results = {}
-    for number in range(rounds):
-        print(f"round {number + 1} of {rounds}", file=sys.stderr, flush=True)
-        run_round(servers, plan, results)
-    names = [server.name for server in servers]
     info = machine()
+    with ExitStack() as stack:
+        if arguments.against.lower() != "none":
+            earlier, commit = stack.enter_context(earlier_checkout(arguments.against))
+            servers.insert(1, earlier)
+            info["earlier ackchat"] = commit
+        for number in range(rounds):
+            print(f"round {number + 1} of {rounds}", file=sys.stderr, flush=True)
+            run_round(servers, plan, results)
+    names = [server.name for server in servers]
     command = shlex.join(
         ["python", "bench/compare.py", *(argv if argv is not None else sys.argv[1:])]
     )
