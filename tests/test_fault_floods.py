@@ -49,7 +49,7 @@ def rss_bytes(pid: int) -> int:
 
 @pytest.mark.asyncio(loop_factories=["asyncio"])
 async def test_memory_stays_flat_under_a_100_mb_flood_from_a_client_that_never_reads() -> None:
-    server = await ServerProcess.start("--rate-limit", "0")
+    server = await ServerProcess.start("--rate-limit", "0", "--log-level", "debug")
     try:
         warmup = await LineClient.open(server.port)
         await warmup.greeting()

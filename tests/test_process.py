@@ -109,7 +109,9 @@ async def test_python_server_py_starts_the_server(processes: list[ServerProcess]
 async def test_sigterm_under_heavy_load_records_everyone_and_exits_0(
     processes: list[ServerProcess],
 ) -> None:
-    server = await ServerProcess.start("--max-clients", "40", "--rate-limit", "0")
+    server = await ServerProcess.start(
+        "--max-clients", "40", "--rate-limit", "0", "--log-level", "debug"
+    )
     processes.append(server)
     clients = [await LineClient.open(server.port) for _ in range(40)]
     for client in clients:

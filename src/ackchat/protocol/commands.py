@@ -167,7 +167,11 @@ def parse_command(line: bytes) -> Command:
     if text.startswith("/"):
         return _parse_slash(text)
     if len(text) <= _MAX_COMMAND_LENGTH:
-        keyword = _KEYWORDS.get(" ".join(text.split()).lower())
+        folded = text.strip().lower()
+        keyword = _KEYWORDS.get(folded)
+        if keyword is None and len(folded.split(maxsplit=2)) == 2:
+            # Two words with more or other white space between them: "status \t all".
+            keyword = _KEYWORDS.get(" ".join(folded.split()))
         if keyword is not None:
             return keyword
     return Message(text)

@@ -27,6 +27,7 @@ INVALID_UTF8 = "ERROR invalid UTF-8: the line was discarded."
 ERROR_PREFIX = "ERROR "
 GREETING_PREFIX = "Welcome! You are "
 RESUME_PREFIX = "Resume token: "
+GREETING_HELP = "Every line you send comes back with ACK. Type 'help' for the commands."
 AUTH_REQUIRED = "Password required: send 'auth <password>'."
 AUTH_FIRST = "ERROR authenticate first: send 'auth <password>'."
 ALREADY_AUTHENTICATED = "ERROR already authenticated."
@@ -111,11 +112,12 @@ def encode_lines(lines: Iterable[str]) -> bytes:
 
 
 def greeting(name: str, resume_token: str | None = None) -> bytes:
-    """The first reply a client gets: its name, how to use the server, its resume token."""
-    body = ["Every line you send comes back with ACK. Type 'help' for the commands."]
-    if resume_token is not None:
-        body.append(f"{RESUME_PREFIX}{resume_token}")
-    return encode_lines(block_lines(f"{GREETING_PREFIX}{name}.", body))
+    """The first reply a client gets: its name, how to use the server, its resume token.
+
+    A block, written out directly: every connection pays for it.
+    """
+    token = f"{RESUME_PREFIX}{resume_token}\n" if resume_token is not None else ""
+    return f"{GREETING_PREFIX}{name}.\n{GREETING_HELP}\n{token}{END_OF_BLOCK}\n".encode()
 
 
 def help_reply() -> bytes:

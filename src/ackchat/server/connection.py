@@ -100,40 +100,42 @@ def is_loopback(host: str) -> bool:
 class ClientConnection(asyncio.Protocol):
     """The server side of one TCP connection, from accept to close."""
 
+    # State that starts the same for every connection is read from the class until a
+    # connection changes it, so that accepting a connection sets only what differs.
+    _transport: asyncio.Transport | None = None
+    _host = ""
+    _address = "unknown"
+    _counted_by_policy = False
+    _record: SessionRecord | None = None
+    _session_ended = False
+    _closing = False
+    _writing_paused = False
+    _authenticating = False
+    _wrong_passwords = 0
+    # Lines read but not yet handled, while a long reply is written or a wrong
+    # password's delay runs; reading is paused meanwhile.
+    _suspended = False
+    _held_lines: Lines = iter(())
+    _stream: Iterator[str] | None = None
+    _stream_scheduled = False
+    _warned_slow = False
+    _rate: TokenBucket | None = None
+    _rate_strikes = 0
+    _last_input = 0.0
+    _line_started: float | None = None
+    _idle_timer: asyncio.TimerHandle | None = None
+    _line_timer: asyncio.TimerHandle | None = None
+    _auth_timer: asyncio.TimerHandle | None = None
+
     def __init__(self, server: ChatServer) -> None:
         self._server = server
         self._settings = settings = server.settings
         self._loop = asyncio.get_running_loop()
         self._framer = LineFramer(settings.max_line_bytes)
         self._line_timeout = settings.line_timeout > 0
-        self._transport: asyncio.Transport | None = None
-        self._host = ""
-        self._address = "unknown"
-        self._counted_by_policy = False
-        self._record: SessionRecord | None = None
-        self._session_ended = False
-        self._closing = False
-        self._writing_paused = False
-        self._authenticating = False
-        self._wrong_passwords = 0
-        # Lines read but not yet handled, while a long reply is written or a wrong
-        # password's delay runs; reading is paused meanwhile.
-        self._suspended = False
-        self._held_lines: Lines = iter(())
-        self._stream: Iterator[str] | None = None
-        self._stream_scheduled = False
         # Chat lines waiting for the client to read, while its write buffer is full or a
         # long reply is being written: bounded by the queue settings.
         self._outbox: deque[bytes] = deque()
-        self._warned_slow = False
-        self._rate: TokenBucket | None = None
-        self._rate_strikes = 0
-        self._last_input = 0.0
-        self._line_started: float | None = None
-        self._idle_timer: asyncio.TimerHandle | None = None
-        self._line_timer: asyncio.TimerHandle | None = None
-        self._auth_timer: asyncio.TimerHandle | None = None
-        self._linger_timer: asyncio.TimerHandle | None = None
 
     @property
     def name(self) -> str | None:
@@ -157,7 +159,7 @@ class ClientConnection(asyncio.Protocol):
         refusal = self._server.admission.check(self._host, now)
         if refusal is not None:
             self._server.count_refusal(refusal)
-            log.info("refused %s: %s", self._address, refusal)
+            log.debug("refused %s: %s", self._address, refusal)
             self._closing = True
             transport.write(replies.refused(refusal))
             self._close_gracefully()
@@ -225,7 +227,6 @@ class ClientConnection(asyncio.Protocol):
         else:
             reason = DisconnectReason.CLOSED_BY_PEER
         self._end_session(reason)
-        self._cancel(self._linger_timer)
         self._stream = None
         if self._counted_by_policy:
             self._server.admission.closed(self._host)
@@ -313,7 +314,7 @@ class ClientConnection(asyncio.Protocol):
         assert self._record is not None
         old_name = self._record.name
         self._record = self._server.registry.rename(old_name, new_name)
-        log.info("%s is now %s", old_name, new_name)
+        log.debug("%s is now %s", old_name, new_name)
         return replies.renamed(new_name)
 
     def _resume_session(self, token: str, now: float) -> bytes:
@@ -321,7 +322,7 @@ class ClientConnection(asyncio.Protocol):
         current = self._record.name
         back = self._server.hub.resume(token, current, self, now)
         self._record = self._server.registry.rename(current, back.name)
-        log.info("%s resumed the session of %s", current, back.name)
+        log.debug("%s resumed the session of %s", current, back.name)
         return replies.resumed(back.name, back.rooms, back.missed, back.dropped)
 
     def _over_rate_limit(self, out: list[bytes]) -> bool:
@@ -468,7 +469,7 @@ class ClientConnection(asyncio.Protocol):
         assert self._transport is not None
         record = self._server.registry.admit(self._address, time.time())
         if record is None:
-            log.info(
+            log.debug(
                 "rejected %s: server full (%d clients)",
                 self._address,
                 self._server.registry.max_clients,
@@ -476,7 +477,7 @@ class ClientConnection(asyncio.Protocol):
             self._disconnect_unnamed(replies.line(replies.SERVER_FULL))
             return
         self._record = record
-        log.info("%s connected from %s", record.name, self._address)
+        log.debug("%s connected from %s", record.name, self._address)
         token = self._server.hub.attach(record.name, self)
         resume_token = token if self._settings.resume_grace > 0 else None
         self._transport.write(replies.greeting(record.name, resume_token))
@@ -575,9 +576,15 @@ class ClientConnection(asyncio.Protocol):
             timer.cancel()
 
     def _cancel_timers(self) -> None:
-        for timer in (self._idle_timer, self._line_timer, self._auth_timer):
-            self._cancel(timer)
-        self._idle_timer = self._line_timer = self._auth_timer = None
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        if self._line_timer is not None:
+            self._line_timer.cancel()
+            self._line_timer = None
+        if self._auth_timer is not None:
+            self._auth_timer.cancel()
+            self._auth_timer = None
 
     # Ending the session
 
@@ -599,7 +606,8 @@ class ClientConnection(asyncio.Protocol):
         """Send FIN after the unsent bytes, and read and drop input until the peer's FIN.
 
         Closing a socket with unread input would send a RST, which can destroy the
-        farewell before the client reads it. The wait is bounded by the shutdown timeout.
+        farewell before the client reads it. The server aborts connections that linger
+        longer than the shutdown timeout.
         """
         transport = self._transport
         assert transport is not None
@@ -613,7 +621,7 @@ class ClientConnection(asyncio.Protocol):
             return
         if not transport.is_reading():
             transport.resume_reading()
-        self._linger_timer = self._loop.call_later(self._settings.shutdown_timeout, transport.abort)
+        self._server.linger(self)
 
     def abort(self, reason: DisconnectReason) -> None:
         """End the session for ``reason`` now, dropping whatever was not yet sent."""
@@ -631,4 +639,4 @@ class ClientConnection(asyncio.Protocol):
         now = time.time()
         self._server.hub.detach(self._record.name, now, hold=reason in HELD_REASONS)
         self._server.registry.depart(self._record.name, reason, now)
-        log.info("%s disconnected (%s)", self._record.name, reason)
+        log.debug("%s disconnected (%s)", self._record.name, reason)

@@ -8,7 +8,7 @@ import logging
 import socket
 import ssl
 import time
-from collections import Counter
+from collections import Counter, deque
 
 from ackchat.admission import AddressPolicy
 from ackchat.chat.hub import ChatHub
@@ -49,7 +49,8 @@ class ChatServer:
         )
         # Chat deliveries that failed: slow readers cut off, messages dropped with them.
         self.chat_losses: Counter[str] = Counter()
-        self._expiry: asyncio.TimerHandle | None = None
+        self._lingering: deque[tuple[float, ClientConnection]] = deque()
+        self._housekeeper: asyncio.TimerHandle | None = None
         self._servers: list[asyncio.Server] = []
         self._connections: set[ClientConnection] = set()
         self._all_closed = asyncio.Event()
@@ -83,8 +84,7 @@ class ChatServer:
         await self._listen(settings.port, tls if main_is_tls else None)
         if tls is not None and settings.tls_port:
             await self._listen(settings.tls_port, tls)
-        if settings.resume_grace > 0:
-            self._expire_held_sessions()
+        self._housekeeping()
         if not is_loopback(settings.host) and tls is None and self.password is None:
             log.warning(
                 "serving %s without TLS or a password: anyone who can reach this address"
@@ -152,11 +152,22 @@ class ChatServer:
         """Count a chat loss: a slow reader disconnected, messages dropped."""
         self.chat_losses[what] += amount
 
-    def _expire_held_sessions(self) -> None:
-        """Forget, once a second, clients whose time to resume has run out."""
+    def linger(self, connection: ClientConnection) -> None:
+        """A connection is closing gracefully; abort it if it is still open after the
+        shutdown timeout (one queue and one timer for all, not a timer each)."""
+        self._lingering.append((time.monotonic() + self.settings.shutdown_timeout, connection))
+
+    def _housekeeping(self) -> None:
+        """Once a second: cut lingering connections off, forget clients that did not resume."""
+        now = time.monotonic()
+        lingering = self._lingering
+        while lingering and lingering[0][0] <= now:
+            _, connection = lingering.popleft()
+            if connection in self._connections:
+                connection.abort(DisconnectReason.SERVER_SHUTDOWN)
         for name in self.hub.expire(time.time()):
             log.info("%s did not come back in time", name)
-        self._expiry = asyncio.get_running_loop().call_later(1.0, self._expire_held_sessions)
+        self._housekeeper = asyncio.get_running_loop().call_later(1.0, self._housekeeping)
 
     def set_max_clients(self, value: int) -> None:
         """Change the client limit while running; new connections see it at once."""
@@ -169,8 +180,8 @@ class ChatServer:
         """Stop accepting, tell every client, wait up to the shutdown timeout, then cut off."""
         for server in self._servers:
             server.close()
-        if self._expiry is not None:
-            self._expiry.cancel()
+        if self._housekeeper is not None:
+            self._housekeeper.cancel()
         farewell = replies.line(replies.SERVER_SHUTTING_DOWN)
         for connection in list(self._connections):
             connection.close(DisconnectReason.SERVER_SHUTDOWN, farewell)
