@@ -46,16 +46,20 @@ class ChatEvent:
     text: str
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Member:
-    """One chat identity: connected (with a peer) or held for resume (without)."""
+    """One chat identity: connected (with a peer) or held for resume (without).
+
+    The message queues are made when first needed: most clients never use them, and
+    an empty deque costs more memory than the rest of a connection.
+    """
 
     name: str
     token: str
     peer: Peer | None
     rooms: set[str] = field(default_factory=set)
-    direct: deque[ChatEvent] = field(default_factory=deque)
-    missed: deque[bytes] = field(default_factory=deque)
+    direct: deque[ChatEvent] | None = None
+    missed: deque[bytes] | None = None
     missed_dropped: int = 0
     held_until: float = 0.0
 
@@ -99,7 +103,7 @@ class ChatHub:
 
     def attach(self, name: str, peer: Peer) -> str:
         """Register a newly named client; returns its resume token."""
-        member = Member(name, self._new_token(), peer, direct=deque(maxlen=self._direct_history))
+        member = Member(name, self._new_token(), peer)
         self._members[name_key(name)] = member
         self._by_token[member.token] = member
         return member.token
@@ -129,7 +133,6 @@ class ChatHub:
         member.peer = None
         if hold and self._resume_grace > 0:
             member.held_until = now + self._resume_grace
-            member.missed = deque(maxlen=self._resume_buffer)
             for room in sorted(member.rooms):
                 self._announce(room, member, f"{member.name} lost the connection", now)
             return
@@ -146,8 +149,8 @@ class ChatHub:
         del self._members[name_key(current)]
         del self._by_token[fresh.token]
         member.peer = peer
-        missed, dropped = list(member.missed), member.missed_dropped
-        member.missed, member.missed_dropped = deque(), 0
+        missed, dropped = list(member.missed or ()), member.missed_dropped
+        member.missed, member.missed_dropped = None, 0
         for room in sorted(member.rooms):
             self._announce(room, member, f"{member.name} is back", now)
         return Resumed(member.name, sorted(member.rooms), missed, dropped)
@@ -176,9 +179,9 @@ class ChatHub:
         if target is None:
             raise ChatError(f"no such client: {recipient}")
         event = self._event("direct", f"{source.name}>{target.name}", text, now)
-        source.direct.append(event)
+        self._keep_direct(source, event)
         if target is not source:
-            target.direct.append(event)
+            self._keep_direct(target, event)
         self._send(target, chat_event(event))
 
     def broadcast(self, sender: str, text: str, now: float) -> int:
@@ -249,7 +252,7 @@ class ChatHub:
         """Up to ``count`` messages of a room (or one's direct messages) older than ``before``."""
         member = self._member(name)
         if scope == "direct":
-            events: Iterable[ChatEvent] = member.direct
+            events: Iterable[ChatEvent] = member.direct or ()
         else:
             room = self._room_of(scope)
             if room not in member.rooms:
@@ -305,9 +308,16 @@ class ChatHub:
         if member.peer is not None:
             member.peer.deliver(data)
             return
+        if member.missed is None:
+            member.missed = deque(maxlen=self._resume_buffer)
         if len(member.missed) == member.missed.maxlen:
             member.missed_dropped += 1
         member.missed.append(data)
+
+    def _keep_direct(self, member: Member, event: ChatEvent) -> None:
+        if member.direct is None:
+            member.direct = deque(maxlen=self._direct_history)
+        member.direct.append(event)
 
     def _leave(self, member: Member, room: str, text: str, now: float) -> None:
         member.rooms.discard(room)

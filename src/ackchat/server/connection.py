@@ -126,6 +126,9 @@ class ClientConnection(asyncio.Protocol):
     _idle_timer: asyncio.TimerHandle | None = None
     _line_timer: asyncio.TimerHandle | None = None
     _auth_timer: asyncio.TimerHandle | None = None
+    # Chat lines waiting for the client to read, while its write buffer is full or a long
+    # reply is being written: bounded by the queue settings, made when first needed.
+    _outbox: deque[bytes] | None = None
 
     def __init__(self, server: ChatServer) -> None:
         self._server = server
@@ -133,9 +136,6 @@ class ClientConnection(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self._framer = LineFramer(settings.max_line_bytes)
         self._line_timeout = settings.line_timeout > 0
-        # Chat lines waiting for the client to read, while its write buffer is full or a
-        # long reply is being written: bounded by the queue settings.
-        self._outbox: deque[bytes] = deque()
 
     @property
     def name(self) -> str | None:
@@ -380,14 +380,17 @@ class ClientConnection(asyncio.Protocol):
         if self._closing:
             self._server.count_chat("messages dropped")
             return
-        if not self._outbox and self._stream is None and not self._writing_paused:
+        outbox = self._outbox
+        if not outbox and self._stream is None and not self._writing_paused:
             assert self._transport is not None
             self._transport.write(data)
             return
-        self._outbox.append(data)
-        queued = len(self._outbox)
+        if outbox is None:
+            outbox = self._outbox = deque()
+        outbox.append(data)
+        queued = len(outbox)
         if queued >= self._settings.queue_limit:
-            self._outbox.clear()
+            outbox.clear()
             self._server.count_chat("slow readers disconnected")
             self._server.count_chat("messages dropped", queued)
             log.warning("%s reads too slowly: %d messages queued", self.name, queued)
@@ -397,14 +400,15 @@ class ClientConnection(asyncio.Protocol):
         elif queued >= self._settings.queue_warn and not self._warned_slow:
             # First in the queue, so that the client reads it before what waits behind it.
             self._warned_slow = True
-            self._outbox.appendleft(replies.slow_reader_warning(queued, self._settings.queue_limit))
+            outbox.appendleft(replies.slow_reader_warning(queued, self._settings.queue_limit))
 
     def _flush_outbox(self) -> None:
         """Write queued chat lines while the client's write buffer has room."""
         assert self._transport is not None
-        while self._outbox and not self._writing_paused and not self._closing:
-            self._transport.write(self._outbox.popleft())
-        if not self._outbox:
+        outbox = self._outbox
+        while outbox and not self._writing_paused and not self._closing:
+            self._transport.write(outbox.popleft())
+        if not outbox:
             self._warned_slow = False
 
     # Joining: authentication and admission
