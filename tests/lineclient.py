@@ -76,6 +76,11 @@ class LineClient:
             pass
         return text
 
+    async def reply_block(self) -> list[str]:
+        """The next block reply, skipping chat events that arrive before it."""
+        first = await self.reply()
+        return [first, *await self.read_block()]
+
     async def status(self, show_all: bool = False) -> list[str]:
         await self.send("status all" if show_all else "status")
         return await self.read_block()

@@ -335,3 +335,16 @@ async def test_a_slow_reader_is_cut_off_without_slowing_the_sender(
     lines = await watcher.status()
     assert any(text.startswith("slow ") and "(slow consumer)" in text for text in lines)
     assert re.search(r"chat: \d+ messages dropped, 1 slow readers disconnected", lines[0])
+
+
+async def test_direct_history_keeps_the_configured_number(
+    start_server: ServerFactory, connect: ClientFactory
+) -> None:
+    server = await start_server(direct_history=2)
+    alice = await named(server, connect, "alice")
+    bob = await named(server, connect, "bob")
+    for number in range(4):
+        assert await alice.ask(f"/msg bob n{number}") == f"/msg bob n{number} ACK"
+    await bob.send("/history direct")
+    lines = await bob.reply_block()
+    assert [event(text)[2] for text in lines[1:]] == ["n2", "n3"]

@@ -141,3 +141,13 @@ async def test_sigterm_under_heavy_load_records_everyone_and_exits_0(
     await server.wait_for_log(r"server stopped")
     departures = [text for text in server.log if "disconnected (server shutdown)" in text]
     assert len(departures) == 40
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+async def test_the_event_loop_can_be_chosen(loop: str, processes: list[ServerProcess]) -> None:
+    server = await ServerProcess.start("--loop", loop)
+    processes.append(server)
+    await server.wait_for_log(rf"event loop: {loop}$")
+    client = await LineClient.open(server.port)
+    assert await client.greeting() == "Client01"
+    client.close()

@@ -428,8 +428,9 @@ class ClientConnection(asyncio.Protocol):
         assert expected is not None
         if hmac.compare_digest(password, expected):
             self._authenticating = False
-            self._cancel(self._auth_timer)
-            self._auth_timer = None
+            if self._auth_timer is not None:
+                self._auth_timer.cancel()
+                self._auth_timer = None
             self._write(out)
             out.clear()
             self._join()
@@ -574,10 +575,6 @@ class ClientConnection(asyncio.Protocol):
             self._disconnect_unnamed(farewell)
         else:
             self.close(reason, farewell)
-
-    def _cancel(self, timer: asyncio.TimerHandle | None) -> None:
-        if timer is not None:
-            timer.cancel()
 
     def _cancel_timers(self) -> None:
         if self._idle_timer is not None:
