@@ -60,10 +60,12 @@ log = logging.getLogger("ackchat.server")
 # (uvloop's loop.time() is libuv's cached loop time, to the millisecond).
 monotonic = time.monotonic
 
-# A long reply (``status all``) is written this many lines (about 0.5 ms of work) at a
+# A long reply (``status all``) is written this many lines (about 0.15 ms of work) at a
 # time; between pieces other connections get their turn, and the client's reading sets
-# the pace once its write buffer passes the high mark.
-STREAM_CHUNK_LINES = 256
+# the pace once its write buffer passes the high mark. With ten clients asking for
+# 10,000-line replies in a loop, others' echo p99 was 15.9 ms with 256-line pieces and
+# 2.2-3.8 ms with 64 (docs/BENCHMARKS.md).
+STREAM_CHUNK_LINES = 64
 
 Lines = Iterator[bytes | LineTooLong]
 
