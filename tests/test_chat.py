@@ -292,7 +292,7 @@ async def test_a_slow_reader_is_warned_and_gets_everything_once_it_reads(
     start_server: ServerFactory, connect: ClientFactory
 ) -> None:
     server = await start_server(
-        queue_warn=50, queue_limit=100_000, max_output_bytes=16 * 1024, rate_limit=0
+        queue_warn=50, queue_limit=100_000, max_output_bytes=64 * 1024 * 1024, rate_limit=0
     )
     sender, fast, slow = await room_of_three(server, connect)
     slow.stop_reading()
@@ -348,3 +348,21 @@ async def test_direct_history_keeps_the_configured_number(
     await bob.send("/history direct")
     lines = await bob.reply_block()
     assert [event(text)[2] for text in lines[1:]] == ["n2", "n3"]
+
+
+async def test_a_slow_reader_is_cut_off_when_its_queue_passes_the_byte_cap(
+    start_server: ServerFactory, connect: ClientFactory
+) -> None:
+    server = await start_server(
+        max_clients=4, queue_warn=10_000, queue_limit=100_000, max_output_bytes=64 * 1024,
+        rate_limit=0,
+    )  # fmt: skip
+    sender, fast, slow = await room_of_three(server, connect)
+    slow.stop_reading()
+    await flood_room(sender, fast, 3000)
+    watcher = await named(server, connect, "watcher")
+
+    async def cut_off() -> bool:
+        return "1 slow readers disconnected" in (await watcher.status())[0]
+
+    await eventually(cut_off, "the slow reader is cut off by the byte cap")

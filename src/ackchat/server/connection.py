@@ -69,6 +69,10 @@ STREAM_CHUNK_LINES = 64
 
 Lines = Iterator[bytes | LineTooLong]
 
+# Unsent bytes in the transport above which writing counts as paused: long replies wait
+# and chat lines queue where they can be counted (a quarter of the output cap if smaller).
+WRITE_HIGH_WATER = 64 * 1024
+
 # A session that ended for one of these reasons may come back with /resume.
 HELD_REASONS = frozenset(
     {
@@ -131,6 +135,7 @@ class ClientConnection(asyncio.Protocol):
     # Chat lines waiting for the client to read, while its write buffer is full or a long
     # reply is being written: bounded by the queue settings, made when first needed.
     _outbox: deque[bytes] | None = None
+    _outbox_bytes = 0
 
     def __init__(self, server: ChatServer) -> None:
         self._server = server
@@ -167,7 +172,9 @@ class ClientConnection(asyncio.Protocol):
             self._close_gracefully()
             return
         self._counted_by_policy = True
-        transport.set_write_buffer_limits(high=max(self._settings.max_output_bytes // 4, 1))
+        transport.set_write_buffer_limits(
+            high=max(min(WRITE_HIGH_WATER, self._settings.max_output_bytes // 4), 1)
+        )
         self._last_input = now
         if self._settings.rate_limit > 0:
             self._rate = TokenBucket(self._settings.rate_limit, self._settings.rate_burst, now)
@@ -363,8 +370,8 @@ class ClientConnection(asyncio.Protocol):
     def _enforce_output_cap(self) -> None:
         """Drop the client if its unsent output passes the cap.
 
-        Only worth asking once writing is paused: below the high-water mark (a quarter
-        of the cap) the transport does not pause.
+        Only worth asking once writing is paused: below the high-water mark (at most a
+        quarter of the cap) the transport does not pause.
         """
         assert self._transport is not None
         if self._transport.get_write_buffer_size() > self._settings.max_output_bytes:
@@ -378,7 +385,11 @@ class ClientConnection(asyncio.Protocol):
     # Chat delivery
 
     def deliver(self, data: bytes) -> None:
-        """Send a chat line now, or queue it while the client cannot take it (bounded)."""
+        """Send a chat line now, or queue it while the client cannot take it.
+
+        The queue is bounded in messages (``queue_limit``) and in bytes
+        (``max_output_bytes``); past either, the client is cut off as a slow consumer.
+        """
         if self._closing:
             self._server.count_chat("messages dropped")
             return
@@ -390,26 +401,31 @@ class ClientConnection(asyncio.Protocol):
         if outbox is None:
             outbox = self._outbox = deque()
         outbox.append(data)
+        self._outbox_bytes += len(data)
         queued = len(outbox)
-        if queued >= self._settings.queue_limit:
+        settings = self._settings
+        if queued >= settings.queue_limit or self._outbox_bytes > settings.max_output_bytes:
             outbox.clear()
+            self._outbox_bytes = 0
             self._server.count_chat("slow readers disconnected")
             self._server.count_chat("messages dropped", queued)
             log.warning("%s reads too slowly: %d messages queued", self.name, queued)
             # Not now: the hub is in the middle of a delivery loop that this would change.
             self._closing = True
             self._loop.call_soon(self.abort, DisconnectReason.SLOW_CONSUMER)
-        elif queued >= self._settings.queue_warn and not self._warned_slow:
+        elif queued >= settings.queue_warn and not self._warned_slow:
             # First in the queue, so that the client reads it before what waits behind it.
             self._warned_slow = True
-            outbox.appendleft(replies.slow_reader_warning(queued, self._settings.queue_limit))
+            outbox.appendleft(replies.slow_reader_warning(queued, settings.queue_limit))
 
     def _flush_outbox(self) -> None:
         """Write queued chat lines while the client's write buffer has room."""
         assert self._transport is not None
         outbox = self._outbox
         while outbox and not self._writing_paused and not self._closing:
-            self._transport.write(outbox.popleft())
+            data = outbox.popleft()
+            self._outbox_bytes -= len(data)
+            self._transport.write(data)
         if not outbox:
             self._warned_slow = False
 
