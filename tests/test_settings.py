@@ -9,6 +9,7 @@ import pytest
 
 from ackchat.cli import build_parser, main
 from ackchat.settings import (
+    BenchSettings,
     ClientSettings,
     ServerSettings,
     SettingsError,
@@ -104,7 +105,7 @@ def test_hosts_are_checked(host: str) -> None:
         resolve(ServerSettings, {"host": host}, {}, None)
 
 
-@pytest.mark.parametrize("command", [[], ["serve"], ["connect"]])
+@pytest.mark.parametrize("command", [[], ["serve"], ["connect"], ["bench"]])
 def test_every_command_has_help(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main([*command, "--help"])
@@ -130,7 +131,7 @@ def test_a_bad_setting_exits_2_with_one_sentence(capsys: pytest.CaptureFixture[s
 
 def test_the_readme_documents_every_option() -> None:
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    for cls in (ServerSettings, ClientSettings):
+    for cls in (ServerSettings, ClientSettings, BenchSettings):
         for setting in fields(cls):
             assert f"`{flag_name(setting.name)}`" in readme, setting.name
             assert f"`{env_name(setting.name)}`" in readme, setting.name
@@ -140,3 +141,13 @@ def test_the_readme_documents_every_option() -> None:
 def test_tls_options_without_tls_are_refused(flags: dict[str, object]) -> None:
     with pytest.raises(SettingsError, match="only apply with --tls"):
         resolve(ClientSettings, flags, {}, None)
+
+
+def test_bench_options_come_from_the_environment_and_the_config_file(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "[bench]\nscenario = 'fanout'\nroom = 'Ops'\n")
+    settings = resolve(BenchSettings, {"pipeline": "4"}, {"ACKCHAT_PORT": "2000"}, path)
+    assert (settings.scenario, settings.room, settings.pipeline, settings.port) == (
+        "fanout", "#ops", 4, 2000,
+    )  # fmt: skip
+    with pytest.raises(SettingsError, match="--scenario must be one of"):
+        resolve(BenchSettings, {"scenario": "chaos"}, {}, None)

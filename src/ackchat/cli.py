@@ -73,7 +73,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         if arguments.command == "serve":
             return _serve(arguments, environment)
         if arguments.command == "bench":
-            return run_bench(arguments)
+            return run_bench(arguments, environment)
         return _connect(arguments, environment)
     except SettingsError as error:
         print(f"ackchat: {error}", file=sys.stderr)

@@ -19,11 +19,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ackchat.admission import parse_network_list
+from ackchat.chat.names import InvalidNameError, room_name
 
 ENV_PREFIX = "ACKCHAT_"
 CONFIG_ENV = "ACKCHAT_CONFIG"
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOOPS = ("auto", "uvloop", "asyncio")
+BENCH_SCENARIOS = ("echo", "connect", "idle", "status", "fanout")
 ADDRESS_VISIBILITY = ("loopback", "all", "none")
 
 
@@ -330,9 +332,65 @@ def read_secret(password: str, password_file: str) -> str:
     return secret
 
 
-SettingsT = TypeVar("SettingsT", ServerSettings, ClientSettings)
+def room_text(value: object) -> str:
+    """A room name: ``#`` and 1 to 30 letters, digits, ``_`` or ``-`` (the ``#`` optional)."""
+    try:
+        return room_name(text(value))
+    except InvalidNameError as error:
+        raise ValueError(f"must be a room name ({error})") from None
 
-TABLES: dict[type[Any], str] = {ServerSettings: "serve", ClientSettings: "connect"}
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """Everything ``ackchat bench`` can be told."""
+
+    scenario: str = option("echo", choice(*BENCH_SCENARIOS), "what to measure")
+    host: str = option("127.0.0.1", host_name, "server address")
+    port: int = option(1234, port_number, "server port")
+    connections: int = option(
+        0,
+        non_negative_int,
+        "connections (echo, idle), parallel clients (connect) or receivers (fanout);"
+        " 0: 50, or 1,000 for fanout",
+    )
+    pipeline: int = option(
+        1, positive_int, "requests in flight per connection (fanout: messages in flight)"
+    )
+    warmup: float = option(1.0, non_negative_number, "seconds unmeasured")
+    duration: float = option(
+        5.0, non_negative_number, "seconds measured (idle: seconds to hold the clients)"
+    )
+    requests: int = option(
+        0, non_negative_int, "stop after this many replies, cycles or fanout messages; 0: time"
+    )
+    workers: int = option(1, positive_int, "load generator processes (echo, connect, fanout)")
+    line_protocol: bool = option(
+        False, boolean, "the server sends no greeting (a plain line echo server, redis-server)"
+    )
+    request: str = option("", text, "send this line every time instead of varied ones")
+    expect: str = option(
+        "", text, "a reply is right if it ends with this (default: request + ' ACK')"
+    )
+    size: int = option(16, positive_int, "message bytes")
+    quit: str = option("", text, "line-protocol connect: the line that makes it close")
+    server_pid: int = option(0, non_negative_int, "read this server process's memory; 0: none")
+    cache_fill: int = option(
+        10000, non_negative_int, "status: connect/exit cycles that fill the cache first"
+    )
+    status_clients: int = option(10, positive_int, "status: clients asking 'status all' in a loop")
+    status_repeats: int = option(20, positive_int, "status: timed 'status all' requests alone")
+    rate: float = option(0.0, non_negative_number, "fanout: messages per second at most; 0: any")
+    room: str = option("#bench", room_text, "fanout: the room")
+    json: bool = option(False, boolean, "print the results as JSON")
+
+
+SettingsT = TypeVar("SettingsT", ServerSettings, ClientSettings, BenchSettings)
+
+TABLES: dict[type[Any], str] = {
+    ServerSettings: "serve",
+    ClientSettings: "connect",
+    BenchSettings: "bench",
+}
 
 
 def env_name(name: str) -> str:

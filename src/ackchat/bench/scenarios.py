@@ -18,8 +18,9 @@ from typing import Any, TypeVar
 from ackchat.bench.client import BenchError, EchoConnection, ScriptConnection, Tally
 from ackchat.bench.fanout import FanoutReceiver, FanoutSender, RoomConnection
 from ackchat.bench.stats import LatencyHistogram, Measurement, ReplyRule
+from ackchat.settings import BENCH_SCENARIOS
 
-SCENARIOS = ("echo", "connect", "idle", "status", "fanout")
+SCENARIOS = BENCH_SCENARIOS
 # The fanout scenario's receivers when the command line does not say.
 FANOUT_RECEIVERS = 1000
 # How long the fanout scenario waits, after its window, for every receiver to hear the end.
