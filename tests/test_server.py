@@ -272,3 +272,18 @@ async def test_shutdown_is_bounded_when_a_client_never_reads(
         assert server.open_connections == 0
     finally:
         stuck.close()
+
+
+async def test_status_lists_as_many_departed_clients_as_configured(
+    start_server: ServerFactory, connect: ClientFactory
+) -> None:
+    server = await start_server(status_recent=2)
+    for _ in range(4):
+        leaving = await connect(server)
+        await leaving.greeting()
+        await leaving.ask("exit")
+    watcher = await connect(server)
+    await watcher.greeting()
+    lines = await watcher.status()
+    assert [text.split()[0] for text in lines[1:4]] == ["Client03", "Client04", "Client05"]
+    assert lines[4] == "2 earlier departed clients not shown; send 'status all' to list them."
