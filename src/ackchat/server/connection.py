@@ -22,27 +22,16 @@ from ipaddress import ip_address
 from itertools import islice
 from typing import TYPE_CHECKING, cast
 
-from ackchat.chat.hub import ChatError
+from ackchat.chat.dispatch import answer as chat_answer
 from ackchat.protocol import replies
 from ackchat.protocol.commands import (
-    Broadcast,
     Command,
     CommandUsageError,
-    Direct,
     Exit,
     Help,
-    History,
     InvalidUtf8Error,
-    Join,
-    Leave,
-    Members,
     Message,
-    Nick,
-    Resume,
-    Rooms,
-    Say,
     Status,
-    Who,
     parse_auth,
     parse_command,
 )
@@ -285,54 +274,16 @@ class ClientConnection(asyncio.Protocol):
         self._write(out)
 
     def _answer(self, command: Command, line: bytes) -> bytes:
-        """The reply to ``help`` or a chat command; chat errors become ``ERROR`` lines."""
-        assert self._record is not None
-        hub, name, now = self._server.hub, self._record.name, time.time()
-        try:
-            if type(command) is Help:
-                return replies.help_reply()
-            if type(command) is Direct:
-                hub.direct(name, command.recipient, command.text, now)
-            elif type(command) is Broadcast:
-                hub.broadcast(name, command.text, now)
-            elif type(command) is Say:
-                hub.say(name, command.room, command.text, now)
-            elif type(command) is Join:
-                return replies.joined(*hub.join(name, command.room, now))
-            elif type(command) is Leave:
-                return replies.left(hub.leave(name, command.room, now))
-            elif type(command) is Rooms:
-                return replies.rooms_reply(hub.rooms())
-            elif type(command) is Members:
-                return replies.members_reply(command.room, hub.members(command.room))
-            elif type(command) is Who:
-                return replies.who_reply(hub.who())
-            elif type(command) is History:
-                events = hub.history(name, command.scope, command.before, command.count)
-                return replies.history_reply(command.scope, events)
-            elif type(command) is Nick:
-                return self._rename(hub.rename(name, command.name, now))
-            elif type(command) is Resume:
-                return self._resume_session(command.token, now)
-        except ChatError as problem:
-            return replies.error(str(problem))
-        # A message was delivered: the usual ACK, of the line exactly as it was sent.
-        return replies.ack(line.decode())
-
-    def _rename(self, new_name: str) -> bytes:
+        """The reply to ``help`` or a chat command, keeping the registry's name current."""
+        if type(command) is Help:
+            return replies.help_reply()
         assert self._record is not None
         old_name = self._record.name
-        self._record = self._server.registry.rename(old_name, new_name)
-        log.debug("%s is now %s", old_name, new_name)
-        return replies.renamed(new_name)
-
-    def _resume_session(self, token: str, now: float) -> bytes:
-        assert self._record is not None
-        current = self._record.name
-        back = self._server.hub.resume(token, current, self, now)
-        self._record = self._server.registry.rename(current, back.name)
-        log.debug("%s resumed the session of %s", current, back.name)
-        return replies.resumed(back.name, back.rooms, back.missed, back.dropped)
+        done = chat_answer(self._server.hub, old_name, command, line, self, time.time())
+        if done.new_name is not None:
+            self._record = self._server.registry.rename(old_name, done.new_name)
+            log.debug("%s is now %s", old_name, done.new_name)
+        return done.reply
 
     def _over_rate_limit(self, out: list[bytes]) -> bool:
         """Refuse a line over the rate limit; True if the client is now disconnected."""
