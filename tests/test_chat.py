@@ -82,7 +82,7 @@ async def test_rooms_presence_messages_and_lists(
     await carol.send("/rooms")
     assert await carol.read_block() == ["rooms: 1", "#lobby 2"]
     await carol.send("/members lobby")
-    assert await carol.read_block() == ["members of lobby: 2", "alice", "bob"]
+    assert await carol.read_block() == ["members of #lobby: 2", "alice", "bob"]
     await carol.send("who")
     assert await carol.read_block() == ["who: 3 connected", "alice #lobby", "bob #lobby", "carol"]
     assert await bob.ask("/leave lobby") == "left #lobby"

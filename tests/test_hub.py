@@ -56,7 +56,7 @@ def test_room_messages_and_presence() -> None:
     hub.say("b", "dev", "hello", 0.0)
     assert inbox["a"].texts()[-1] == "b: hello"
     assert hub.rooms() == [("#dev", 2)]
-    assert hub.members("dev") == ["a", "b"]
+    assert hub.members("dev") == ("#dev", ["a", "b"])
     assert hub.leave("a", "dev", 0.0) == "#dev"
     assert inbox["b"].texts()[-1] == "*: a left"
     with pytest.raises(ChatError, match="you are not in #dev"):

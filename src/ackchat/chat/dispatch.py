@@ -57,7 +57,7 @@ def answer(
         elif type(command) is Rooms:
             return Answer(replies.rooms_reply(hub.rooms()))
         elif type(command) is Members:
-            return Answer(replies.members_reply(command.room, hub.members(command.room)))
+            return Answer(replies.members_reply(*hub.members(command.room)))
         elif type(command) is Who:
             return Answer(replies.who_reply(hub.who()))
         elif type(command) is History:

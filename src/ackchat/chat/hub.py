@@ -230,15 +230,16 @@ class ChatHub:
         """Every room with its member count, by name."""
         return sorted((room, len(members)) for room, members in self._rooms.items())
 
-    def members(self, room: str) -> list[str]:
-        """The names in a room, sorted; held clients are marked as away."""
+    def members(self, room: str) -> tuple[str, list[str]]:
+        """The room's name and the names in it, sorted; held clients are marked away."""
         room = self._room_of(room)
         if room not in self._rooms:
             raise ChatError(f"no such room: {room}")
-        return sorted(
+        names = sorted(
             member.name if member.peer is not None else f"{member.name} (away)"
             for member in self._rooms[room]
         )
+        return room, names
 
     def who(self) -> list[tuple[str, list[str]]]:
         """Every connected client with its rooms, by name."""
