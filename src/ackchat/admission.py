@@ -117,7 +117,7 @@ class AddressPolicy:
 
     def check(self, host: str, now: float) -> Refusal | None:
         """Refuse a new connection from ``host``, or count it as open and return None."""
-        address = _address(host)
+        address = peer_address(host)
         if address is None:
             return Refusal.DENIED if self._allow else None
         if self._deny and _within(address, self._deny):
@@ -137,7 +137,7 @@ class AddressPolicy:
 
     def closed(self, host: str) -> None:
         """Forget one open connection from ``host``; call once for each check that admitted."""
-        address = _address(host)
+        address = peer_address(host)
         if address is None:
             return
         key = address.packed
@@ -182,7 +182,7 @@ def _network(text: str) -> Network:
 
 
 @lru_cache(maxsize=1024)
-def _address(host: str) -> Address | None:
+def peer_address(host: str) -> Address | None:
     """The peer's IP address, IPv4-mapped ones as IPv4; None if it is not an IP address.
 
     Cached because parsing is most of a check's cost, and ``closed`` parses again the

@@ -53,14 +53,14 @@ from ackchat.protocol.replies import (
     END_OF_BLOCK,
     ERROR_PREFIX,
     GREETING_PREFIX,
+    REFUSED_PREFIX,
     RESUME_PREFIX,
     SERVER_FULL,
     TOO_MANY_WRONG_PASSWORDS,
+    WRONG_PASSWORD_PREFIX,
 )
 
 # The starts of lines that replies.refused() and replies.wrong_password() format.
-REFUSED_PREFIX = "Connection refused: "
-WRONG_PASSWORD_PREFIX = f"{ERROR_PREFIX}wrong password "
 # Every line the server sends on its own just before closing ends so (docs/PROTOCOL.md).
 FAREWELL_SUFFIX = " Goodbye."
 EVENT_PREFIX = "@"

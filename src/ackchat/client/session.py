@@ -41,7 +41,7 @@ from ackchat.client.errors import (
     ClientError,
     ConnectionLostError,
 )
-from ackchat.protocol.replies import ERROR_PREFIX
+from ackchat.protocol.replies import ERROR_PREFIX, host_port
 from ackchat.settings import ClientSettings, SettingsError
 from ackchat.tls import TlsSetupError, client_context
 
@@ -65,11 +65,6 @@ NO_PASSWORD = "the server asks for a password; give --password-file FILE or ACKC
 # OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH and X509_V_ERR_IP_ADDRESS_MISMATCH: the
 # certificate is for another name or address.
 NAME_MISMATCH = (62, 64)
-
-
-def format_address(host: str, port: int) -> str:
-    """``host:port``, with an IPv6 host in brackets."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def configured_password(settings: ClientSettings) -> str:
@@ -145,7 +140,7 @@ class Session:
         self._reader = reader
         self._writer = writer
         self._settings = settings
-        self._address = format_address(settings.host, settings.port)
+        self._address = host_port(settings.host, settings.port)
         self.tracker = ReplyTracker()
         self._answered = asyncio.Event()
         self._collected: list[Event] | None = None
@@ -153,7 +148,7 @@ class Session:
     @classmethod
     async def connect(cls, settings: ClientSettings) -> Session:
         """Connect (and shake hands for TLS) within ``connect_timeout``."""
-        address = format_address(settings.host, settings.port)
+        address = host_port(settings.host, settings.port)
         timeout = settings.connect_timeout
         context = _tls_context(settings)
         try:

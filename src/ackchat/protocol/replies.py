@@ -35,6 +35,8 @@ AUTH_TIMEOUT = "Authentication timeout. Goodbye."
 TOO_MANY_WRONG_PASSWORDS = "Too many wrong passwords. Goodbye."
 RATE_LIMITED_GOODBYE = "Too many lines over the rate limit. Goodbye."
 HIDDEN_ADDRESS = "-"
+REFUSED_PREFIX = "Connection refused: "
+WRONG_PASSWORD_PREFIX = f"{ERROR_PREFIX}wrong password "
 
 # What a client sends may reach another client's terminal only through this table:
 # C0 controls, DEL, C1 controls and the Unicode bidirectional overrides and isolates
@@ -75,6 +77,11 @@ HELP_LINES = (
 def sanitize(text: str) -> str:
     """``text`` made safe to show on another client's terminal (see docs/PROTOCOL.md)."""
     return text.translate(_UNSAFE_CHARACTERS)
+
+
+def host_port(host: str, port: int) -> str:
+    """An address as shown to people: ``host:port``, an IPv6 host in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def line(text: str) -> bytes:
@@ -149,12 +156,12 @@ def rate_limited(rate: float) -> bytes:
 
 def wrong_password(attempt: int, allowed: int) -> bytes:
     """The answer to a wrong ``auth``, after a delay."""
-    return line(f"{ERROR_PREFIX}wrong password (attempt {attempt} of {allowed}).")
+    return line(f"{WRONG_PASSWORD_PREFIX}(attempt {attempt} of {allowed}).")
 
 
 def refused(reason: str) -> bytes:
     """Sent to a connection the address policy turns away, just before closing it."""
-    return line(f"Connection refused: {reason}. Try again later.")
+    return line(f"{REFUSED_PREFIX}{reason}. Try again later.")
 
 
 def line_too_long(error: LineTooLong) -> bytes:

@@ -18,10 +18,10 @@ import logging
 import time
 from collections import deque
 from collections.abc import Iterator
-from ipaddress import ip_address
 from itertools import islice
 from typing import TYPE_CHECKING, cast
 
+from ackchat.admission import peer_address
 from ackchat.chat.dispatch import answer as chat_answer
 from ackchat.protocol import replies
 from ackchat.protocol.commands import (
@@ -75,8 +75,7 @@ HELD_REASONS = frozenset(
 def format_address(peername: object) -> str:
     """``host:port`` for IPv4, ``[host]:port`` for IPv6, ``unknown`` otherwise."""
     if isinstance(peername, tuple) and len(peername) >= 2:
-        host, port = peername[0], peername[1]
-        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+        return replies.host_port(str(peername[0]), peername[1])
     return "unknown"
 
 
@@ -84,12 +83,8 @@ def is_loopback(host: str) -> bool:
     """Whether ``host`` is an address on this machine's loopback interface."""
     if host == "localhost":
         return True
-    try:
-        address = ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return False
-    mapped = getattr(address, "ipv4_mapped", None)
-    return bool((mapped or address).is_loopback)
+    address = peer_address(host)
+    return address is not None and address.is_loopback
 
 
 class ClientConnection(asyncio.Protocol):
