@@ -151,3 +151,22 @@ def test_bench_options_come_from_the_environment_and_the_config_file(tmp_path: P
     )  # fmt: skip
     with pytest.raises(SettingsError, match="--scenario must be one of"):
         resolve(BenchSettings, {"scenario": "chaos"}, {}, None)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        ({"tls_cert": "cert.pem"}, "--tls-cert and --tls-key must be given together"),
+        ({"tls_key": "key.pem"}, "--tls-cert and --tls-key must be given together"),
+        ({"tls_port": "1235"}, "--tls-port needs --tls-cert and --tls-key"),
+    ],
+)
+def test_tls_options_that_do_not_go_together(flags: dict[str, object], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        resolve(ServerSettings, flags, {}, None)
+
+
+def test_the_backlog_setting_is_validated() -> None:
+    assert resolve(ServerSettings, {"backlog": "64"}, {}, None).backlog == 64
+    with pytest.raises(SettingsError, match="--backlog must be a positive integer"):
+        resolve(ServerSettings, {"backlog": "0"}, {}, None)
