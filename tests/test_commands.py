@@ -149,7 +149,7 @@ def test_malformed_chat_commands_explain_their_usage(line: bytes, message: str) 
 @given(
     line=st.one_of(
         st.binary(max_size=40),
-        st.text(alphabet=" \t\u00a0\u2003/sShHeEwWxyz", max_size=20).map(str.encode),
+        st.text(alphabet=" \t\u00a0\u2003/sShHeEwWaAlLtTuxyz", max_size=20).map(str.encode),
         st.sampled_from(
             [b"status", b" Status ", b"\xc2\xa0exit", b"help me", b"/who", b"who", b"\x1cwho"]
         ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from itertools import pairwise
 
 import pytest
@@ -157,3 +158,18 @@ def test_room_names_are_canonical() -> None:
     assert room_name("Lobby") == room_name("#lobby") == "#lobby"
     with pytest.raises(InvalidNameError):
         room_name("#no spaces")
+
+
+def test_resume_tokens_are_distinct_and_url_safe() -> None:
+    hub = ChatHub()
+    # More than one batch of tokens, so that a new batch is made on the way.
+    tokens = [hub.token_of(hub_name) for hub_name in _attach_many(hub, 600)]
+    assert len(set(tokens)) == len(tokens)
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{24}", token) for token in tokens)
+
+
+def _attach_many(hub: ChatHub, count: int) -> list[str]:
+    names = [f"user{number}" for number in range(count)]
+    for name in names:
+        hub.attach(name, Inbox())
+    return names

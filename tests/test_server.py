@@ -274,6 +274,38 @@ async def test_shutdown_is_bounded_when_a_client_never_reads(
         stuck.close()
 
 
+async def test_a_closed_connection_is_let_go_at_once(
+    server: ChatServer, connect: ClientFactory
+) -> None:
+    client = await connect(server)
+    await client.greeting()
+    assert await client.ask("exit") == "Goodbye, Client01."
+    assert await client.at_eof()
+    assert server.closing_connections == 1
+    client.close()
+
+    async def closed() -> bool:
+        return server.open_connections == 0
+
+    await eventually(closed, "the server sees the connection closed")
+    assert server.closing_connections == 0
+
+
+async def test_a_peer_that_never_closes_its_end_is_cut_off(
+    start_server: ServerFactory, connect: ClientFactory
+) -> None:
+    server = await start_server(shutdown_timeout=0.2)
+    client = await connect(server)
+    await client.greeting()
+    assert await client.ask("exit") == "Goodbye, Client01."
+    assert await client.at_eof()
+
+    async def cut_off() -> bool:
+        return server.open_connections == 0 and server.closing_connections == 0
+
+    await eventually(cut_off, "the server aborts the connection after the shutdown timeout")
+
+
 async def test_status_lists_as_many_departed_clients_as_configured(
     start_server: ServerFactory, connect: ClientFactory
 ) -> None:

@@ -16,7 +16,9 @@ for addresses with open connections. Connect-rate buckets are kept in least rece
 used order: each check drops the oldest ones that have refilled (a full bucket is the
 same as a new one), so only addresses seen within the last ``connect_burst /
 connect_rate`` seconds are kept; and there are never more than ``max_tracked``, the
-least recently used being dropped (forgiving its address) to make room.
+least recently used being dropped (forgiving its address) to make room. What the lists
+say of a host is remembered for the last ``STANDING_CACHE_SIZE`` hosts seen, so a
+returning address is not parsed and compared again.
 
 The policy is pure: the caller passes the time in.
 """
@@ -34,6 +36,10 @@ from ackchat.ratelimit import TokenBucket
 
 Network = IPv4Network | IPv6Network
 Address = IPv4Address | IPv6Address
+
+# Hosts whose standing (denied, exempt or limited) is remembered, the least recently seen
+# forgotten first.
+STANDING_CACHE_SIZE = 4096
 
 NETWORK_LIST = "must be a comma-separated list of addresses or networks (CIDR)"
 
@@ -105,6 +111,9 @@ class AddressPolicy:
         self._connect_rate = connect_rate
         self._connect_burst = connect_burst
         self._max_tracked = max_tracked
+        # What the lists say of a host, kept for the hosts seen last: most connections
+        # come from addresses that connected before.
+        self._standing = lru_cache(maxsize=STANDING_CACHE_SIZE)(self._look_up)
         # Both keyed by the packed address, which hashes much faster than the address.
         self._open: dict[bytes, int] = {}
         # Least recently used first; every bucket here has been taken from recently.
@@ -117,16 +126,9 @@ class AddressPolicy:
 
     def check(self, host: str, now: float) -> Refusal | None:
         """Refuse a new connection from ``host``, or count it as open and return None."""
-        address = peer_address(host)
-        if address is None:
-            return Refusal.DENIED if self._allow else None
-        if self._deny and _within(address, self._deny):
-            return Refusal.DENIED
-        if self._allow and not _within(address, self._allow):
-            return Refusal.DENIED
-        if self._exempt and _within(address, self._exempt):
-            return None
-        key = address.packed
+        key = self._standing(host)
+        if not isinstance(key, bytes):
+            return key
         open_now = self._open.get(key, 0)
         if self._max_per_address and open_now >= self._max_per_address:
             return Refusal.TOO_MANY_CONNECTIONS
@@ -137,16 +139,32 @@ class AddressPolicy:
 
     def closed(self, host: str) -> None:
         """Forget one open connection from ``host``; call once for each check that admitted."""
-        address = peer_address(host)
-        if address is None:
+        key = self._standing(host)
+        if not isinstance(key, bytes):
             return
-        key = address.packed
         open_now = self._open.get(key, 0)
         if open_now > 1:
             self._open[key] = open_now - 1
         else:
             # Also quietly ignores an address this policy never counted (it was exempt).
             self._open.pop(key, None)
+
+    def _look_up(self, host: str) -> bytes | Refusal | None:
+        """What the allow, deny and exempt lists say of ``host``.
+
+        A refusal; None if it is let in without limits (exempt, or not an IP address); or
+        else the key under which its connections are counted (the packed address).
+        """
+        address = peer_address(host)
+        if address is None:
+            return Refusal.DENIED if self._allow else None
+        if self._deny and _within(address, self._deny):
+            return Refusal.DENIED
+        if self._allow and not _within(address, self._allow):
+            return Refusal.DENIED
+        if self._exempt and _within(address, self._exempt):
+            return None
+        return address.packed
 
     def _take(self, key: bytes, now: float) -> bool:
         """Take a token from the address's connect-rate bucket, making one if needed."""
@@ -181,13 +199,8 @@ def _network(text: str) -> Network:
     return network
 
 
-@lru_cache(maxsize=1024)
 def peer_address(host: str) -> Address | None:
-    """The peer's IP address, IPv4-mapped ones as IPv4; None if it is not an IP address.
-
-    Cached because parsing is most of a check's cost, and ``closed`` parses again the
-    host that ``check`` did (as a reconnecting client's next ``check`` does).
-    """
+    """The peer's IP address, IPv4-mapped ones as IPv4; None if it is not an IP address."""
     try:
         address = ip_address(host)
     except ValueError:

@@ -150,6 +150,8 @@ _KEYWORDS: dict[str, Command] = {
     "exit": Exit(),
     "who": Who(),
 }
+# The first words of the keywords of two words.
+_TWO_WORD_STARTS = tuple({keyword.split()[0] for keyword in _KEYWORDS if " " in keyword})
 # Lines longer than this are messages without looking further: no command is that long,
 # even with the surrounding and inner white space that is allowed around its words.
 _MAX_COMMAND_LENGTH = 32
@@ -166,15 +168,20 @@ def parse_command(line: bytes) -> Command:
         raise InvalidUtf8Error(f"invalid UTF-8 at byte {error.start}") from None
     if text.startswith("/"):
         return _parse_slash(text)
-    if len(text) <= _MAX_COMMAND_LENGTH:
-        folded = text.strip().lower()
-        keyword = _KEYWORDS.get(folded)
-        if keyword is None and len(folded.split(maxsplit=2)) == 2:
-            # Two words with more or other white space between them: "status \t all".
-            keyword = _KEYWORDS.get(" ".join(folded.split()))
-        if keyword is not None:
-            return keyword
-    return Message(text)
+    keyword = _keyword(text)
+    return Message(text) if keyword is None else keyword
+
+
+def _keyword(text: str) -> Command | None:
+    """The command word(s) that ``text`` is, in any case and spacing; else None."""
+    if len(text) > _MAX_COMMAND_LENGTH:
+        return None
+    folded = text.strip().lower()
+    keyword = _KEYWORDS.get(folded)
+    if keyword is None and folded.startswith(_TWO_WORD_STARTS):
+        # Two words with more or other white space between them: "status \t all".
+        keyword = _KEYWORDS.get(" ".join(folded.split()))
+    return keyword
 
 
 _USAGE = {
@@ -263,18 +270,13 @@ def is_plain_message(line: bytes) -> bool:
     The same answer, found faster for the common case: the server's hot path uses it
     to answer a batch of ordinary lines without building a command for each.
     """
-    if line and line[0] not in _MAYBE_COMMAND_START:
-        if line.isascii():
-            return True
-        try:
-            line.decode("utf-8")
-        except UnicodeDecodeError:
-            return False
+    if line and line[0] not in _MAYBE_COMMAND_START and line.isascii():
         return True
     try:
-        return type(parse_command(line)) is Message
-    except ValueError:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
         return False
+    return not text.startswith("/") and _keyword(text) is None
 
 
 def expects_multiline_reply(command: Command) -> bool:

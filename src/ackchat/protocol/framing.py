@@ -12,6 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+# Byte values: ``CR in data`` looks for one byte (a memchr), several times faster than
+# ``b"\r" in data``, which runs a substring search.
+CR = ord("\r")
+LF = ord("\n")
+
 
 @dataclass(frozen=True, slots=True)
 class LineTooLong:
@@ -49,11 +54,11 @@ class LineFramer:
     def feed(self, data: bytes) -> Sequence[bytes | LineTooLong]:
         """Take the next bytes of the stream; return the lines they complete, in order."""
         if (
-            data.endswith(b"\n")
+            data[-1:] == b"\n"
             and not self._partial
             and not self._discarded
             and len(data) <= self._max_line_bytes
-            and b"\r" not in data
+            and CR not in data
         ):
             # The common case, whole short lines: nothing held, nothing to strip or check.
             lines = data.split(b"\n")
@@ -62,7 +67,7 @@ class LineFramer:
         return self._feed_any(data)
 
     def _feed_any(self, data: bytes) -> list[bytes | LineTooLong]:
-        if b"\n" not in data:
+        if LF not in data:
             self._keep_tail(data)
             return []
         pieces = data.split(b"\n")

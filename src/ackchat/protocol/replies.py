@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
 from itertools import chain
-from typing import Protocol, cast
+from typing import Protocol
 
 from ackchat.protocol.commands import is_plain_message
 from ackchat.protocol.framing import LineTooLong
@@ -102,7 +102,7 @@ def plain_acks(lines: Sequence[bytes | LineTooLong]) -> bytes | None:
     for line in lines:
         if type(line) is not bytes or not is_plain_message(line):
             return None
-    return _ACK_LINE_END.join(cast("Sequence[bytes]", lines)) + _ACK_LINE_END
+    return _ACK_LINE_END.join(lines) + _ACK_LINE_END  # type: ignore[arg-type]
 
 
 def block_lines(header: str, body: Iterable[str]) -> Iterator[str]:

@@ -57,6 +57,7 @@ monotonic = time.monotonic
 STREAM_CHUNK_LINES = 64
 
 Lines = Iterator[bytes | LineTooLong]
+_NO_LINES: Lines = iter(())
 
 # Unsent bytes in the transport above which writing counts as paused: long replies wait
 # and chat lines queue where they can be counted (a quarter of the output cap if smaller).
@@ -90,43 +91,74 @@ def is_loopback(host: str) -> bool:
 class ClientConnection(asyncio.Protocol):
     """The server side of one TCP connection, from accept to close."""
 
-    # State that starts the same for every connection is read from the class until a
-    # connection changes it, so that accepting a connection sets only what differs.
-    _transport: asyncio.Transport | None = None
-    _host = ""
-    _address = "unknown"
-    _counted_by_policy = False
-    _record: SessionRecord | None = None
-    _session_ended = False
-    _closing = False
-    _writing_paused = False
-    _authenticating = False
-    _wrong_passwords = 0
-    # Lines read but not yet handled, while a long reply is written or a wrong
-    # password's delay runs; reading is paused meanwhile.
-    _suspended = False
-    _held_lines: Lines = iter(())
-    _stream: Iterator[str] | None = None
-    _stream_scheduled = False
-    _warned_slow = False
-    _rate: TokenBucket | None = None
-    _rate_strikes = 0
-    _last_input = 0.0
-    _line_started: float | None = None
-    _idle_timer: asyncio.TimerHandle | None = None
-    _line_timer: asyncio.TimerHandle | None = None
-    _auth_timer: asyncio.TimerHandle | None = None
-    # Chat lines waiting for the client to read, while its write buffer is full or a long
-    # reply is being written: bounded by the queue settings, made when first needed.
-    _outbox: deque[bytes] | None = None
-    _outbox_bytes = 0
+    # Slots: a connection's state is read on every line, and slots are the fastest
+    # attributes to read and the smallest to keep.
+    __slots__ = (
+        "_address",
+        "_auth_timer",
+        "_authenticating",
+        "_closing",
+        "_counted_by_policy",
+        "_framer",
+        "_held_lines",
+        "_host",
+        "_idle_timer",
+        "_last_input",
+        "_line_started",
+        "_line_timeout",
+        "_line_timer",
+        "_loop",
+        "_outbox",
+        "_outbox_bytes",
+        "_rate",
+        "_rate_strikes",
+        "_record",
+        "_server",
+        "_session_ended",
+        "_settings",
+        "_stream",
+        "_stream_scheduled",
+        "_suspended",
+        "_transport",
+        "_warned_slow",
+        "_writing_paused",
+        "_wrong_passwords",
+    )
 
-    def __init__(self, server: ChatServer) -> None:
+    def __init__(self, server: ChatServer, loop: asyncio.AbstractEventLoop) -> None:
         self._server = server
         self._settings = settings = server.settings
-        self._loop = asyncio.get_running_loop()
+        self._loop = loop
         self._framer = LineFramer(settings.max_line_bytes)
         self._line_timeout = settings.line_timeout > 0
+        self._transport: asyncio.Transport | None = None
+        self._host = ""
+        self._address = "unknown"
+        self._counted_by_policy = False
+        self._record: SessionRecord | None = None
+        self._session_ended = False
+        self._closing = False
+        self._writing_paused = False
+        self._authenticating = False
+        self._wrong_passwords = 0
+        # Lines read but not yet handled, while a long reply is written or a wrong
+        # password's delay runs; reading is paused meanwhile.
+        self._suspended = False
+        self._held_lines: Lines = _NO_LINES
+        self._stream: Iterator[str] | None = None
+        self._stream_scheduled = False
+        self._warned_slow = False
+        self._rate: TokenBucket | None = None
+        self._rate_strikes = 0
+        self._last_input = 0.0
+        self._line_started: float | None = None
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._line_timer: asyncio.TimerHandle | None = None
+        self._auth_timer: asyncio.TimerHandle | None = None
+        # Chat lines waiting for the client to read, while its write buffer is full or a
+        # long reply is being written: bounded by the queue settings, made when first needed.
+        self._outbox: deque[bytes] | None = None
+        self._outbox_bytes = 0
 
     @property
     def name(self) -> str | None:
@@ -156,9 +188,7 @@ class ClientConnection(asyncio.Protocol):
             self._close_gracefully()
             return
         self._counted_by_policy = True
-        transport.set_write_buffer_limits(
-            high=max(min(WRITE_HIGH_WATER, self._settings.max_output_bytes // 4), 1)
-        )
+        transport.set_write_buffer_limits(high=self._server.write_high_water)
         self._last_input = now
         if self._settings.rate_limit > 0:
             self._rate = TokenBucket(self._settings.rate_limit, self._settings.rate_burst, now)
@@ -180,7 +210,7 @@ class ClientConnection(asyncio.Protocol):
         now = self._last_input = monotonic()
         lines = self._framer.feed(data)
         # Data that ends with a newline leaves no line unfinished: no timer to look at.
-        if self._line_timeout and (self._line_started is not None or not data.endswith(b"\n")):
+        if self._line_timeout and (self._line_started is not None or data[-1:] != b"\n"):
             self._watch_line_start(now, bool(lines))
         if not lines:
             return
@@ -465,7 +495,7 @@ class ClientConnection(asyncio.Protocol):
         """Handle the held lines, then read again unless they suspended us anew."""
         assert self._transport is not None
         self._suspended = False
-        held, self._held_lines = self._held_lines, iter(())
+        held, self._held_lines = self._held_lines, _NO_LINES
         self._handle(held)
         if not self._suspended and not self._closing:
             self._transport.resume_reading()

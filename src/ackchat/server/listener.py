@@ -8,13 +8,18 @@ import logging
 import socket
 import ssl
 import time
-from collections import Counter, deque
+from collections import Counter
 
 from ackchat.admission import AddressPolicy
 from ackchat.chat.hub import ChatHub
 from ackchat.protocol import replies
 from ackchat.registry import DisconnectReason, MemoryRegistry, Registry
-from ackchat.server.connection import ClientConnection, format_address, is_loopback
+from ackchat.server.connection import (
+    WRITE_HIGH_WATER,
+    ClientConnection,
+    format_address,
+    is_loopback,
+)
 from ackchat.settings import ServerSettings
 from ackchat.tls import server_context
 
@@ -49,12 +54,17 @@ class ChatServer:
         )
         # Chat deliveries that failed: slow readers cut off, messages dropped with them.
         self.chat_losses: Counter[str] = Counter()
-        self._lingering: deque[tuple[float, ClientConnection]] = deque()
+        # Connections closing gracefully, with the time to abort them, oldest first; a
+        # connection leaves as soon as it is closed, so nothing closed is kept alive.
+        self._lingering: dict[ClientConnection, float] = {}
         self._housekeeper: asyncio.TimerHandle | None = None
         self._servers: list[asyncio.Server] = []
         self._connections: set[ClientConnection] = set()
-        self._all_closed = asyncio.Event()
-        self._all_closed.set()
+        # Set by shutdown(), which waits on it until the last connection is closed.
+        self._all_closed: asyncio.Event | None = None
+        # Unsent bytes above which a connection's writing pauses: at most a quarter of the
+        # output cap, so that chat lines queue where they are counted.
+        self.write_high_water = max(min(WRITE_HIGH_WATER, settings.max_output_bytes // 4), 1)
 
     @property
     def port(self) -> int:
@@ -76,6 +86,11 @@ class ChatServer:
         """Sockets open now, including refused ones still being closed."""
         return len(self._connections)
 
+    @property
+    def closing_connections(self) -> int:
+        """Connections that said goodbye and wait for the peer to close its end."""
+        return len(self._lingering)
+
     async def start(self) -> None:
         """Listen on the configured address(es); raises OSError if that is impossible."""
         settings = self.settings
@@ -95,7 +110,7 @@ class ChatServer:
     async def _listen(self, port: int, tls: ssl.SSLContext | None) -> None:
         loop = asyncio.get_running_loop()
         server = await loop.create_server(
-            lambda: ClientConnection(self),
+            lambda: ClientConnection(self, loop),
             self.settings.host,
             port,
             backlog=self.settings.backlog,
@@ -136,12 +151,12 @@ class ChatServer:
     def opened(self, connection: ClientConnection) -> None:
         """A connection's socket was accepted."""
         self._connections.add(connection)
-        self._all_closed.clear()
 
     def closed(self, connection: ClientConnection) -> None:
         """A connection's socket is closed."""
         self._connections.discard(connection)
-        if not self._connections:
+        self._lingering.pop(connection, None)
+        if self._all_closed is not None and not self._connections:
             self._all_closed.set()
 
     def count_refusal(self, reason: str) -> None:
@@ -155,16 +170,20 @@ class ChatServer:
     def linger(self, connection: ClientConnection) -> None:
         """A connection is closing gracefully; abort it if it is still open after the
         shutdown timeout (one queue and one timer for all, not a timer each)."""
-        self._lingering.append((time.monotonic() + self.settings.shutdown_timeout, connection))
+        self._lingering[connection] = time.monotonic() + self.settings.shutdown_timeout
 
     def _housekeeping(self) -> None:
         """Once a second: cut lingering connections off, forget clients that did not resume."""
         now = time.monotonic()
         lingering = self._lingering
-        while lingering and lingering[0][0] <= now:
-            _, connection = lingering.popleft()
-            if connection in self._connections:
-                connection.abort(DisconnectReason.SERVER_SHUTDOWN)
+        overdue = []
+        for connection, deadline in lingering.items():
+            if deadline > now:
+                break
+            overdue.append(connection)
+        for connection in overdue:
+            del lingering[connection]
+            connection.abort(DisconnectReason.SERVER_SHUTDOWN)
         for name in self.hub.expire(time.time()):
             log.info("%s did not come back in time", name)
         self._housekeeper = asyncio.get_running_loop().call_later(1.0, self._housekeeping)
@@ -183,10 +202,13 @@ class ChatServer:
         if self._housekeeper is not None:
             self._housekeeper.cancel()
         farewell = replies.line(replies.SERVER_SHUTTING_DOWN)
+        all_closed = self._all_closed = asyncio.Event()
         for connection in list(self._connections):
             connection.close(DisconnectReason.SERVER_SHUTDOWN, farewell)
+        if not self._connections:
+            all_closed.set()
         try:
-            await asyncio.wait_for(self._all_closed.wait(), self.settings.shutdown_timeout)
+            await asyncio.wait_for(all_closed.wait(), self.settings.shutdown_timeout)
         except TimeoutError:
             log.warning(
                 "%d connections did not close within %g seconds; aborting them",
