@@ -87,7 +87,7 @@ class Registry(Protocol):
 
 def client_name(number: int) -> str:
     """The assigned name for the ``number``-th client: Client01, Client02, …, Client100."""
-    return f"Client{number:02d}"
+    return f"Client0{number}" if number < 10 else f"Client{number}"
 
 
 class MemoryRegistry:
