@@ -243,13 +243,16 @@ class ClientConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
-        if isinstance(exc, ConnectionResetError):
-            reason = DisconnectReason.RESET
-        elif exc is not None:
-            reason = DisconnectReason.CONNECTION_ERROR
-        else:
-            reason = DisconnectReason.CLOSED_BY_PEER
-        self._end_session(reason)
+        # A session ended by the server (exit, a limit) has its reason and its timers
+        # stopped already.
+        if not self._session_ended:
+            if isinstance(exc, ConnectionResetError):
+                reason = DisconnectReason.RESET
+            elif exc is not None:
+                reason = DisconnectReason.CONNECTION_ERROR
+            else:
+                reason = DisconnectReason.CLOSED_BY_PEER
+            self._end_session(reason)
         self._stream = None
         if self._counted_by_policy:
             self._server.admission.closed(self._host)
