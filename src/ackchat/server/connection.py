@@ -59,10 +59,6 @@ STREAM_CHUNK_LINES = 64
 Lines = Iterator[bytes | LineTooLong]
 _NO_LINES: Lines = iter(())
 
-# Unsent bytes in the transport above which writing counts as paused: long replies wait
-# and chat lines queue where they can be counted (a quarter of the output cap if smaller).
-WRITE_HIGH_WATER = 64 * 1024
-
 # A session that ended for one of these reasons may come back with /resume.
 HELD_REASONS = frozenset(
     {

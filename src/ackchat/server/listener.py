@@ -14,16 +14,15 @@ from ackchat.admission import AddressPolicy
 from ackchat.chat.hub import ChatHub
 from ackchat.protocol import replies
 from ackchat.registry import DisconnectReason, MemoryRegistry, Registry
-from ackchat.server.connection import (
-    WRITE_HIGH_WATER,
-    ClientConnection,
-    format_address,
-    is_loopback,
-)
+from ackchat.server.connection import ClientConnection, format_address, is_loopback
 from ackchat.settings import ServerSettings
 from ackchat.tls import server_context
 
 log = logging.getLogger("ackchat.server")
+
+# Unsent bytes in a transport above which its writing counts as paused: long replies wait
+# and chat lines queue where they can be counted (a quarter of the output cap if smaller).
+WRITE_HIGH_WATER = 64 * 1024
 
 
 class ChatServer:
@@ -62,8 +61,7 @@ class ChatServer:
         self._connections: set[ClientConnection] = set()
         # Set by shutdown(), which waits on it until the last connection is closed.
         self._all_closed: asyncio.Event | None = None
-        # Unsent bytes above which a connection's writing pauses: at most a quarter of the
-        # output cap, so that chat lines queue where they are counted.
+        # Every connection's high-water mark (see WRITE_HIGH_WATER).
         self.write_high_water = max(min(WRITE_HIGH_WATER, settings.max_output_bytes // 4), 1)
 
     @property
