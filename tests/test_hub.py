@@ -161,15 +161,8 @@ def test_room_names_are_canonical() -> None:
 
 
 def test_resume_tokens_are_distinct_and_url_safe() -> None:
-    hub = ChatHub()
     # More than one batch of tokens, so that a new batch is made on the way.
-    tokens = [hub.token_of(hub_name) for hub_name in _attach_many(hub, 600)]
+    hub, inboxes = hub_with(*(f"user{number}" for number in range(600)))
+    tokens = [hub.token_of(name) for name in inboxes]
     assert len(set(tokens)) == len(tokens)
     assert all(re.fullmatch(r"[A-Za-z0-9_-]{24}", token) for token in tokens)
-
-
-def _attach_many(hub: ChatHub, count: int) -> list[str]:
-    names = [f"user{number}" for number in range(count)]
-    for name in names:
-        hub.attach(name, Inbox())
-    return names
