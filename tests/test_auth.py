@@ -80,11 +80,14 @@ async def test_authentication_must_happen_in_time(
     assert await client.at_eof()
 
 
-async def test_exit_before_auth(start_server: ServerFactory, connect: ClientFactory) -> None:
+@pytest.mark.parametrize("leave", ["exit", "/exit", "/quit"])
+async def test_exit_before_auth(
+    leave: str, start_server: ServerFactory, connect: ClientFactory
+) -> None:
     server = await start_server(password="pw")
     client = await connect(server)
     await client.read_line()
-    assert await client.ask("exit") == "Goodbye."
+    assert await client.ask(leave) == "Goodbye."
     assert await client.at_eof()
 
 

@@ -108,10 +108,13 @@ async def test_joining_replays_recent_messages_and_history_pages(
     assert [event(text)[2] for text in page[1:]] == ["note 6", "note 7"]
     first_id = re.match(r"@(\d+)", page[1])
     assert first_id is not None
-    assert page[0] == f"history dev: 2 messages (older: /history dev before {first_id.group(1)})"
+    assert page[0] == f"history #dev: 2 messages (older: /history #dev before {first_id.group(1)})"
     await bob.send(f"/history dev before {first_id.group(1)} 2")
     older = await bob.read_block()
     assert [event(text)[2] for text in older[1:]] == ["note 4", "note 5"]
+    await bob.send("/history dev before 1000000 5")
+    everything = await bob.read_block()
+    assert everything[0] == "history #dev: 5 messages"
 
 
 async def test_direct_history(server: ChatServer, connect: ClientFactory) -> None:

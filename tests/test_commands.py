@@ -28,6 +28,7 @@ from ackchat.protocol.commands import (
     Status,
     Who,
     expects_multiline_reply,
+    is_exit,
     is_plain_message,
     parse_command,
 )
@@ -44,10 +45,38 @@ from ackchat.protocol.commands import (
         (b"help", Help()),
         (b"exit", Exit()),
         (b"\texit ", Exit()),
+        (b"/help", Help()),
+        (b"/status", Status()),
+        (b"/STATUS all", Status(show_all=True)),
+        (b"/exit", Exit()),
+        (b"/Quit", Exit()),
     ],
 )
 def test_command_words(line: bytes, command: Command) -> None:
     assert parse_command(line) == command
+
+
+@pytest.mark.parametrize("line", [b"quit", b"QUIT", b" quit "])
+def test_a_bare_quit_is_a_message_as_in_the_original(line: bytes) -> None:
+    assert parse_command(line) == Message(line.decode())
+    assert is_plain_message(line)
+
+
+@pytest.mark.parametrize(
+    ("line", "usage"),
+    [(b"/help me", "/help"), (b"/status some", "/status [all]"), (b"/quit now", "/quit")],
+)
+def test_slash_command_words_take_no_other_arguments(line: bytes, usage: str) -> None:
+    with pytest.raises(CommandUsageError, match=re.escape(f"usage: {usage}")):
+        parse_command(line)
+
+
+@pytest.mark.parametrize(
+    ("line", "leaves"),
+    [(b"exit", True), (b" /EXIT ", True), (b"/quit", True), (b"quit", False), (b"auth x", False)],
+)
+def test_is_exit_knows_every_spelling_of_leaving(line: bytes, leaves: bool) -> None:
+    assert is_exit(line) is leaves
 
 
 @pytest.mark.parametrize(

@@ -81,9 +81,13 @@ def test_room_history_is_bounded_and_pages_by_id() -> None:
     _, _, recent = hub.join("b", "r", 9.0)
     assert [event.text for event in recent] == ["m2", "m3", "m4"]
     page = hub.history("b", "r", None, 2)
-    assert [event.text for event in page] == ["m3", "m4"]
-    older = hub.history("b", "r", page[0].id, 2)
-    assert [event.text for event in older] == ["m2"]
+    assert (page.scope, [event.text for event in page.events], page.more) == (
+        "#r",
+        ["m3", "m4"],
+        True,
+    )
+    older = hub.history("b", "r", page.events[0].id, 2)
+    assert ([event.text for event in older.events], older.more) == (["m2"], False)
     assert all(a.id < b.id for a, b in pairwise(recent))
 
 
@@ -166,3 +170,21 @@ def test_resume_tokens_are_distinct_and_url_safe() -> None:
     tokens = [hub.token_of(name) for name in inboxes]
     assert len(set(tokens)) == len(tokens)
     assert all(re.fullmatch(r"[A-Za-z0-9_-]{24}", token) for token in tokens)
+
+
+def test_history_names_its_scope_canonically_and_says_when_older_ones_exist() -> None:
+    hub, _ = hub_with("a", "b")
+    hub.join("a", "#Dev", 0.0)
+    hub.say("a", "dev", "first", 1.0)
+    hub.say("a", "dev", "second", 2.0)
+    whole = hub.history("a", "DEV", None, 5)
+    assert (whole.scope, len(whole.events), whole.more) == ("#dev", 2, False)
+    last = hub.history("a", "dev", None, 1)
+    assert ([event.text for event in last.events], last.more) == (["second"], True)
+    hub.direct("b", "a", "psst", 3.0)
+    direct = hub.history("a", "Direct", None, 5)
+    assert (direct.scope, [event.text for event in direct.events], direct.more) == (
+        "direct",
+        ["psst"],
+        False,
+    )

@@ -7,8 +7,10 @@ import re
 import socket
 from datetime import datetime
 
-from ackchat.registry import DisconnectReason
+from ackchat.protocol import replies
+from ackchat.registry import DisconnectReason, client_name
 from ackchat.server.listener import ChatServer
+from ackchat.settings import ServerSettings
 from conftest import ClientFactory, ServerFactory
 from lineclient import LineClient, bounded, eventually, flood_without_reading
 
@@ -196,10 +198,11 @@ async def test_a_long_status_is_streamed_within_the_output_cap(
     assert lines[-1].endswith("still connected")
     assert await client.read_line() == "after ACK"
     short = await client.status()
-    assert len(short) == 1 + 50 + 1 + 1
+    recent = server.settings.status_recent
+    assert len(short) == 1 + recent + 1 + 1
     assert (
         short[-1]
-        == f"{entries - 50} earlier departed clients not shown; send 'status all' to list them."
+        == f"{entries - recent} earlier departed clients not shown; send 'status all' to list them."
     )
 
 
@@ -319,3 +322,52 @@ async def test_status_lists_as_many_departed_clients_as_configured(
     lines = await watcher.status()
     assert [text.split()[0] for text in lines[1:4]] == ["Client03", "Client04", "Client05"]
     assert lines[4] == "2 earlier departed clients not shown; send 'status all' to list them."
+
+
+async def test_status_shows_every_client_of_a_short_run_like_the_original(
+    start_server: ServerFactory, connect: ClientFactory
+) -> None:
+    server = await start_server()
+    assert server.settings.status_recent == ServerSettings().status_recent
+    for _ in range(77):
+        leaving = await connect(server)
+        await leaving.greeting()
+        await leaving.ask("exit")
+    watcher = await connect(server)
+    await watcher.greeting()
+    lines = await watcher.status()
+    names = [text.split()[0] for text in lines[1:]]
+    assert names == [client_name(number) for number in range(1, 79)]
+    assert lines[1].endswith("(exit)")
+
+
+async def test_status_says_in_words_when_the_limit_was_lowered_below_the_count(
+    start_server: ServerFactory, connect: ClientFactory
+) -> None:
+    server = await start_server(max_clients=3)
+    clients = [await connect(server) for _ in range(3)]
+    for client in clients:
+        await client.greeting()
+    server.set_max_clients(2)
+    header = (await clients[0].status())[0]
+    assert header.startswith(
+        "status: 3 clients connected, over the limit of 2 (it was lowered;"
+        " no one is admitted until fewer than 2 are connected), 3 seen,"
+    )
+    await clients[2].ask("exit")
+    assert (await clients[0].status())[0].startswith("status: 2 of 2 clients connected")
+
+
+async def test_slash_spellings_of_the_command_words(
+    start_server: ServerFactory, connect: ClientFactory
+) -> None:
+    server = await start_server()
+    client = await connect(server)
+    await client.greeting()
+    await client.send("/help")
+    assert await client.read_block() == ["help:", *replies.HELP_LINES]
+    await client.send("/status")
+    assert (await client.read_block())[0].startswith("status: 1 of 3 clients connected")
+    assert await client.ask("quit") == "quit ACK"
+    assert await client.ask("/quit") == "Goodbye, Client01."
+    assert await client.at_eof()

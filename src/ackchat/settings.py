@@ -161,7 +161,9 @@ class ServerSettings:
         10000, non_negative_int, "departed clients kept in the cache; the oldest are dropped"
     )
     status_recent: int = option(
-        50, non_negative_int, "departed clients that 'status' lists ('status all' lists all)"
+        1000,
+        non_negative_int,
+        "most recently departed clients that 'status' lists ('status all' lists the cache)",
     )
     idle_timeout: float = option(
         0.0, non_negative_number, "disconnect a client silent for this many seconds; 0 turns it off"

@@ -61,8 +61,8 @@ def answer(
         elif type(command) is Who:
             return Answer(replies.who_reply(hub.who()))
         elif type(command) is History:
-            events = hub.history(name, command.scope, command.before, command.count)
-            return Answer(replies.history_reply(command.scope, events))
+            page = hub.history(name, command.scope, command.before, command.count)
+            return Answer(replies.history_reply(page.scope, page.events, page.more))
         elif type(command) is Nick:
             new_name = hub.rename(name, command.name, now)
             return Answer(replies.renamed(new_name), new_name)

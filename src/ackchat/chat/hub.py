@@ -70,6 +70,16 @@ class Member:
 
 
 @dataclass(frozen=True, slots=True)
+class HistoryPage:
+    """A page of ``/history``: the scope as shown (``#dev``, ``direct``), oldest first."""
+
+    scope: str
+    events: list[ChatEvent]
+    # Whether messages older than the page's first one are kept, for the "older" hint.
+    more: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Resumed:
     """What a resumed client gets back: its name, its rooms and what it missed."""
 
@@ -251,18 +261,20 @@ class ChatHub:
             if member.peer is not None
         )
 
-    def history(self, name: str, scope: str, before: int | None, count: int) -> list[ChatEvent]:
+    def history(self, name: str, scope: str, before: int | None, count: int) -> HistoryPage:
         """Up to ``count`` messages of a room (or one's direct messages) older than ``before``."""
         member = self._member(name)
-        if scope == "direct":
+        if scope.lower() == "direct":
+            scope = "direct"
             events: Iterable[ChatEvent] = member.direct or ()
         else:
-            room = self._room_of(scope)
-            if room not in member.rooms:
-                raise ChatError(f"you are not in {room}: send '/join {room}' first")
-            events = self._room_events.get(room, ())
+            scope = self._room_of(scope)
+            if scope not in member.rooms:
+                raise ChatError(f"you are not in {scope}: send '/join {scope}' first")
+            events = self._room_events.get(scope, ())
         older = [event for event in events if before is None or event.id < before]
-        return older[-count:] if count else []
+        page = older[-count:] if count else []
+        return HistoryPage(scope, page, more=len(older) > len(page) and bool(page))
 
     def in_rooms(self, name: str) -> list[str]:
         """The rooms a client is in."""

@@ -2,9 +2,10 @@
 
 A line is a command when, trimmed and in any case, it is one of the command words
 (``status``, ``status all``, ``help``, ``exit``, ``who``), or when it starts with ``/``
-(the chat commands: ``/msg``, ``/join``…); every other line is a message to be
-acknowledged, kept exactly as sent. Lines must be UTF-8. On a server with a password,
-the first lines are read by :func:`parse_auth` instead.
+(the chat commands: ``/msg``, ``/join``…, and the command words with a slash, where
+``/quit`` is ``/exit``); every other line is a message to be acknowledged, kept exactly
+as sent (a bare ``quit`` too, as in the original). Lines must be UTF-8. On a server
+with a password, the first lines are read by :func:`parse_auth` instead.
 """
 
 from __future__ import annotations
@@ -184,7 +185,19 @@ def _keyword(text: str) -> Command | None:
     return keyword
 
 
+# The command words with a slash; each takes no argument but ``/status all``.
+_SLASH_KEYWORDS: dict[str, Command] = {
+    "/status": Status(),
+    "/help": Help(),
+    "/exit": Exit(),
+    "/quit": Exit(),
+}
+
 _USAGE = {
+    "/status": "/status [all]",
+    "/help": "/help",
+    "/exit": "/exit",
+    "/quit": "/quit",
     "/msg": "/msg <name> <text>",
     "/all": "/all <text>",
     "/say": "/say <room> <text>",
@@ -210,6 +223,12 @@ def _parse_slash(text: str) -> Command:
     def usage() -> CommandUsageError:
         return CommandUsageError(f"usage: {_USAGE[word]}")
 
+    if word in _SLASH_KEYWORDS:
+        if word == "/status" and [argument.lower() for argument in arguments] == ["all"]:
+            return Status(show_all=True)
+        if arguments:
+            raise usage()
+        return _SLASH_KEYWORDS[word]
     if word in ("/msg", "/say"):
         target, _, message = rest.lstrip(" ").partition(" ")
         if not target or not message:
@@ -282,6 +301,17 @@ def is_plain_message(line: bytes) -> bool:
 def expects_multiline_reply(command: Command) -> bool:
     """Whether the server answers ``command`` with a multi-line block ending in ``.``."""
     return isinstance(command, Status | Help | Join | Rooms | Members | Who | History | Resume)
+
+
+_EXIT_LINES = frozenset({b"exit", b"/exit", b"/quit"})
+
+
+def is_exit(line: bytes) -> bool:
+    """Whether ``line`` asks to leave (``exit``, ``/exit`` or ``/quit``), in any case.
+
+    Read before authentication, where every other line but ``auth`` is refused.
+    """
+    return line.strip().lower() in _EXIT_LINES
 
 
 def parse_auth(line: bytes) -> bytes | None:

@@ -53,22 +53,22 @@ _UNSAFE_CHARACTERS = dict.fromkeys(
 
 HELP_LINES = (
     "Commands (case does not matter):",
-    "  status                  connected clients and the recent departed ones, with totals",
-    "  status all              every client in the cache",
-    "  who                     the connected clients and their rooms",
-    "  help                    this list",
-    "  exit                    end the session",
+    "  status, /status           connected clients and the recent departed ones, with totals",
+    "  status all, /status all   every client in the cache",
+    "  who, /who                 the connected clients and their rooms",
+    "  help, /help               this list",
+    "  exit, /exit, /quit        end the session",
     "Chat:",
-    "  /msg <name> <text>      a message to one client",
-    "  /all <text>             a message to every client",
-    "  /join <room>            enter a room (made if new) and see its recent messages",
-    "  /say <room> <text>      a message to a room you are in",
-    "  /leave <room>           leave a room",
-    "  /rooms                  every room with its member count",
-    "  /members <room>         who is in a room",
-    "  /nick <name>            choose your name",
+    "  /msg <name> <text>        a message to one client",
+    "  /all <text>               a message to every client",
+    "  /join <room>              enter a room (made if new) and see its recent messages",
+    "  /say <room> <text>        a message to a room you are in",
+    "  /leave <room>             leave a room",
+    "  /rooms                    every room with its member count",
+    "  /members <room>           who is in a room",
+    "  /nick <name>              choose your name",
     "  /history <room>|direct [before <id>] [<count>]   older messages, a page at a time",
-    "  /resume <token>         take back your session after a lost connection",
+    "  /resume <token>           take back your session after a lost connection",
     "Any other line comes back with ' ACK' appended.",
     "Messages to you arrive as: @<id> <time> <all|#room|direct> <from>: <text>",
 )
@@ -207,7 +207,7 @@ def status_lines(
     ``chat_losses`` counts slow readers disconnected and the messages dropped with them.
     """
     header = (
-        f"status: {snapshot.connected} of {snapshot.max_clients} clients connected,"
+        f"status: {_connected_words(snapshot.connected, snapshot.max_clients)},"
         f" {snapshot.seen} seen, {snapshot.rejected} rejected (server full),"
         f" {snapshot.dropped} dropped from the cache"
     )
@@ -218,11 +218,23 @@ def status_lines(
             )
     body: Iterator[str] = (session_line(record, show_addresses) for record in snapshot.sessions)
     if snapshot.hidden:
-        footer = (
-            f"{snapshot.hidden} earlier departed clients not shown; send 'status all' to list them."
-        )
-        body = chain(body, [footer])
+        body = chain(body, [status_hidden_line(snapshot.hidden)])
     return block_lines(header, body)
+
+
+def status_hidden_line(hidden: int) -> str:
+    """The last line of a ``status`` that left the oldest departed clients out."""
+    return f"{hidden} earlier departed clients not shown; send 'status all' to list them."
+
+
+def _connected_words(connected: int, max_clients: int) -> str:
+    """``2 of 3 clients connected``, or in words when the limit was lowered below the count."""
+    if connected <= max_clients:
+        return f"{connected} of {max_clients} clients connected"
+    return (
+        f"{connected} clients connected, over the limit of {max_clients} (it was lowered;"
+        f" no one is admitted until fewer than {max_clients} are connected)"
+    )
 
 
 class ChatEventLike(Protocol):
@@ -283,10 +295,11 @@ def who_reply(clients: list[tuple[str, list[str]]]) -> bytes:
     return encode_lines(block_lines(f"who: {len(clients)} connected", body))
 
 
-def history_reply(scope: str, events: Sequence[ChatEventLike]) -> bytes:
-    """The reply to ``/history``: oldest first; the next page is ``before`` the first id."""
+def history_reply(scope: str, events: Sequence[ChatEventLike], more: bool) -> bytes:
+    """The reply to ``/history``: oldest first; when ``more`` are kept, the header says
+    how to get them: the next page is ``before`` the first id."""
     header = f"history {scope}: {len(events)} message{'s' if len(events) != 1 else ''}"
-    if events:
+    if more and events:
         header += f" (older: /history {scope} before {events[0].id})"
     return encode_lines(block_lines(header, map(event_text, events)))
 

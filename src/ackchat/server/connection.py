@@ -32,6 +32,7 @@ from ackchat.protocol.commands import (
     InvalidUtf8Error,
     Message,
     Status,
+    is_exit,
     parse_auth,
     parse_command,
 )
@@ -410,7 +411,7 @@ class ClientConnection(asyncio.Protocol):
         """Handle a line sent before authentication; True if handling must stop here."""
         password = parse_auth(line)
         if password is None:
-            if line.strip().lower() == b"exit":
+            if is_exit(line):
                 out.append(replies.line("Goodbye."))
                 self._write(out)
                 self.close(DisconnectReason.EXIT)
