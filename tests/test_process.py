@@ -66,6 +66,47 @@ async def test_port_in_use_is_one_line_and_exit_1() -> None:
     assert "already in use" in lines[0]
 
 
+def bad_settings(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
+    """Settings a server cannot start with, and the sentence that says why."""
+    not_pem = tmp_path / "not.pem"
+    not_pem.write_text("hello\n")
+    unreadable = tmp_path / "secret-dir"
+    unreadable.mkdir()
+    return {
+        "missing password file": (
+            ["--password-file", str(tmp_path / "missing")],
+            f"ackchat: cannot read the password file {tmp_path / 'missing'}: No such file",
+        ),
+        "password file is a folder": (
+            ["--password-file", str(unreadable)],
+            f"ackchat: cannot read the password file {unreadable}: Is a directory",
+        ),
+        "certificate not PEM": (
+            ["--tls-cert", str(not_pem), "--tls-key", str(not_pem)],
+            f"ackchat: cannot load the TLS certificate chain from {not_pem} and {not_pem}:"
+            f" {not_pem} holds no PEM certificate",
+        ),
+        "zero clients": (["--max-clients", "0"], "ackchat: --max-clients must be a positive"),
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["missing password file", "password file is a folder", "certificate not PEM", "zero clients"],
+)
+async def test_a_bad_setting_is_one_plain_sentence_and_exit_2(case: str, tmp_path: Path) -> None:
+    options, sentence = bad_settings(tmp_path)[case]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ackchat", "serve", "--port", "0", *options,
+        stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, error = await bounded(process.communicate())
+    lines = error.decode().strip().splitlines()
+    assert process.returncode == 2
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(sentence), lines
+
+
 async def test_sighup_reloads_max_clients(tmp_path: Path, processes: list[ServerProcess]) -> None:
     config = tmp_path / "ackchat.toml"
     config.write_text("[serve]\nmax_clients = 1\n")
@@ -78,7 +119,7 @@ async def test_sighup_reloads_max_clients(tmp_path: Path, processes: list[Server
 
     config.write_text("[serve]\nmax_clients = 2\n")
     server.process.send_signal(signal.SIGHUP)
-    await server.wait_for_log(r"max_clients changed from 1 to 2")
+    await server.wait_for_log(rf"reload of {config}: max_clients 1 -> 2$")
     second = await LineClient.open(server.port)
     assert await second.greeting() == "Client02"
     assert (await second.status())[0].startswith("status: 2 of 2 clients connected")
@@ -90,9 +131,46 @@ async def test_sighup_reloads_max_clients(tmp_path: Path, processes: list[Server
 
     config.write_text("[serve]\nmax_clients = 1\n")
     server.process.send_signal(signal.SIGHUP)
-    await server.wait_for_log(r"max_clients changed from 2 to 1")
+    await server.wait_for_log(rf"reload of {config}: max_clients 2 -> 1$")
     assert await first.ask("still here") == "still here ACK"
     assert await second.ask("me too") == "me too ACK"
+
+
+async def test_sighup_says_what_it_left_alone(
+    tmp_path: Path, processes: list[ServerProcess]
+) -> None:
+    config = tmp_path / "ackchat.toml"
+    config.write_text("[serve]\nmax_clients = 4\nidle_timeout = 0\n")
+    server = await ServerProcess.start("--config", str(config), "--idle-timeout", "50")
+    processes.append(server)
+    server.process.send_signal(signal.SIGHUP)
+    await server.wait_for_log(rf"INFO .*reload of {config}: nothing changed$")
+    await server.wait_for_log(
+        rf"INFO .*reload of {config}: idle_timeout in the file is overridden by"
+        r" --idle-timeout; left at 50.0$"
+    )
+    config.write_text("[serve]\nmax_clients = 4\nidle_timeout = 0\nhistory_limit = 5\n")
+    server.process.send_signal(signal.SIGHUP)
+    await server.wait_for_log(
+        rf"INFO .*reload of {config}: history_limit \(10000 -> 5\) changed in the file but"
+        " needs a restart; left as it is$"
+    )
+    config.write_text("[serve]\nmax_client = 4\n")
+    server.process.send_signal(signal.SIGHUP)
+    await server.wait_for_log(
+        r"ERROR .*reload failed, keeping the running configuration: .*unknown setting"
+        r" 'max_client' in \[serve\]; did you mean 'max_clients'\?$"
+    )
+
+
+async def test_sighup_without_a_config_file_says_so(processes: list[ServerProcess]) -> None:
+    server = await ServerProcess.start()
+    processes.append(server)
+    server.process.send_signal(signal.SIGHUP)
+    await server.wait_for_log(r"INFO .*reload: there is no config file to reload")
+    client = await LineClient.open(server.port)
+    assert await client.greeting() == "Client01"
+    client.close()
 
 
 async def test_python_server_py_starts_the_server(processes: list[ServerProcess]) -> None:

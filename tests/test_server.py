@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import socket
 from datetime import datetime
+
+import pytest
 
 from ackchat.protocol import replies
 from ackchat.registry import DisconnectReason, client_name
@@ -222,14 +225,16 @@ async def test_the_cache_is_bounded_and_counts_what_it_dropped(
 
 
 async def test_an_idle_client_is_disconnected(
-    start_server: ServerFactory, connect: ClientFactory
+    start_server: ServerFactory, connect: ClientFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="ackchat.server")
     server = await start_server(idle_timeout=0.3)
     client = await connect(server)
     await client.greeting()
     assert await client.ask("still here") == "still here ACK"
     assert await client.read_line() == "Idle timeout: no input for 0.3 seconds. Goodbye."
     assert await client.at_eof()
+    assert "Client01 disconnected: no input for 0.3 seconds (idle timeout)" in caplog.messages
     watcher = await connect(server)
     await watcher.greeting()
     assert (await status_line_of(watcher, "Client01")).endswith("(idle timeout)")

@@ -17,6 +17,7 @@ from ackchat.settings import (
     env_name,
     flag_name,
     given_flags,
+    load,
     resolve,
 )
 
@@ -77,8 +78,9 @@ def test_a_bad_env_value_names_the_variable() -> None:
     ("text", "message"),
     [
         ("[serve]\nmax_clients = 0\n", "max_clients in config file .* must be a positive"),
-        ("[serve]\nmax_client = 4\n", "unknown setting 'max_client'"),
-        ("[server]\nport = 4\n", "unknown table or key 'server'"),
+        ("[serve]\nmax_client = 4\n", "unknown setting 'max_client'.*'max_clients'\\?$"),
+        ("[serve]\nzzz = 4\n", "unknown setting 'zzz' in \\[serve\\]$"),
+        ("[server]\nport = 4\n", "unknown table or key 'server'.*did you mean 'serve'\\?$"),
         ("[serve\n", "not valid TOML"),
         ("[serve]\nkeepalive = 'maybe'\n", "must be true or false"),
         ("[serve]\nmax_clients = true\n", "must be a positive integer"),
@@ -87,6 +89,18 @@ def test_a_bad_env_value_names_the_variable() -> None:
 def test_bad_config_files_are_explained(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         resolve(ServerSettings, {}, {}, write_config(tmp_path, text))
+
+
+def test_loading_says_what_the_file_set_and_what_overrode_it(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "[serve]\nmax_clients = 4\nidle_timeout = 9\nport = 7\n")
+    loaded = load(ServerSettings, {"max_clients": "5"}, {"ACKCHAT_PORT": "8"}, path)
+    assert (loaded.settings.max_clients, loaded.settings.idle_timeout) == (5, 9.0)
+    assert loaded.path == path
+    assert loaded.in_file == {"max_clients", "idle_timeout", "port"}
+    assert loaded.overridden == {
+        "max_clients": "--max-clients",
+        "port": "environment variable ACKCHAT_PORT",
+    }
 
 
 def test_missing_config_file_is_explained(tmp_path: Path) -> None:

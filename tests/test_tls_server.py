@@ -91,7 +91,8 @@ async def test_bad_tls_files_stop_the_server_with_one_line(tmp_path: Path) -> No
         stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     _, error = await bounded(process.communicate())
-    assert process.returncode == 1
+    assert process.returncode == 2
     lines = error.decode().strip().splitlines()
     assert len(lines) == 1, lines
+    assert lines[0].startswith("ackchat: cannot load the TLS certificate chain from")
     assert "missing.pem" in lines[0]

@@ -15,11 +15,13 @@ from ackchat.client.errors import EXIT_INTERRUPTED, EXIT_USAGE
 from ackchat.settings import (
     CONFIG_ENV,
     ClientSettings,
+    Loaded,
     ServerSettings,
     SettingsError,
     add_arguments,
     config_path,
     given_flags,
+    load,
     resolve,
 )
 
@@ -86,10 +88,10 @@ def _serve(arguments: argparse.Namespace, env: Mapping[str, str]) -> int:
     flags = given_flags(arguments, ServerSettings)
     path = config_path(arguments, env)
 
-    def reload() -> ServerSettings:
-        return resolve(ServerSettings, flags, env, path)
+    def reload() -> Loaded[ServerSettings]:
+        return load(ServerSettings, flags, env, path)
 
-    return run_server(reload(), reload)
+    return run_server(reload().settings, reload)
 
 
 def _connect(arguments: argparse.Namespace, env: Mapping[str, str]) -> int:

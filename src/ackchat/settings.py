@@ -13,10 +13,11 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
+from difflib import get_close_matches
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from ackchat.admission import parse_network_list
 from ackchat.chat.names import InvalidNameError, room_name
@@ -478,6 +479,7 @@ def read_config_table(path: Path, cls: type[Any]) -> dict[str, object]:
         raise SettingsError(
             f"config file {path}: unknown table or key {unknown_tables[0]!r};"
             f" settings go in [{'] or ['.join(TABLES.values())}]"
+            + _did_you_mean(unknown_tables[0], TABLES.values())
         )
     table = document.get(table_name, {})
     if not isinstance(table, dict):
@@ -487,9 +489,31 @@ def read_config_table(path: Path, cls: type[Any]) -> dict[str, object]:
     for key, value in table.items():
         name = key.replace("-", "_")
         if name not in known:
-            raise SettingsError(f"config file {path}: unknown setting {key!r} in [{table_name}]")
+            raise SettingsError(
+                f"config file {path}: unknown setting {key!r} in [{table_name}]"
+                + _did_you_mean(name, known)
+            )
         values[name] = value
     return values
+
+
+def _did_you_mean(name: str, known: Iterable[str]) -> str:
+    """``; did you mean 'max_clients'?`` for the known name closest to ``name``, if any."""
+    close = get_close_matches(name, sorted(known), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+@dataclass(frozen=True)
+class Loaded(Generic[SettingsT]):
+    """Settings, and what the config file said, so that a reload can report on it."""
+
+    settings: SettingsT
+    # The config file read (None: there is none).
+    path: Path | None = None
+    # The settings the file sets, and of those the ones a flag or variable overrides,
+    # with the flag or variable that does.
+    in_file: frozenset[str] = frozenset()
+    overridden: Mapping[str, str] = field(default_factory=dict)
 
 
 def resolve(
@@ -499,8 +523,19 @@ def resolve(
     path: Path | None,
 ) -> SettingsT:
     """Build settings from flags, environment, config file and defaults, in that order."""
+    return load(cls, flags, env, path).settings
+
+
+def load(
+    cls: type[SettingsT],
+    flags: Mapping[str, object],
+    env: Mapping[str, str],
+    path: Path | None,
+) -> Loaded[SettingsT]:
+    """:func:`resolve`, keeping what the config file set and what overrode it."""
     from_file = read_config_table(path, cls) if path is not None else {}
     chosen: dict[str, Any] = {}
+    overridden: dict[str, str] = {}
     for setting in fields(cls):
         name = setting.name
         if name in flags:
@@ -511,8 +546,10 @@ def resolve(
             raw, source = from_file[name], f"{name} in config file {path}"
         else:
             continue
+        if name in from_file and (name in flags or env_name(name) in env):
+            overridden[name] = source
         try:
             chosen[name] = setting.metadata["parse"](raw)
         except ValueError as error:
             raise SettingsError(f"{source} {error}, got {raw!r}") from None
-    return cls(**chosen)
+    return Loaded(cls(**chosen), path, frozenset(from_file), overridden)

@@ -539,7 +539,11 @@ class ClientConnection(asyncio.Protocol):
             self._idle_timer = self._loop.call_later(remaining, self._check_idle)
             return
         self._idle_timer = None
-        log.info("%s idle for %g seconds", self.name or self._address, timeout)
+        log.info(
+            "%s disconnected: no input for %g seconds (idle timeout)",
+            self.name or self._address,
+            timeout,
+        )
         self._time_out(DisconnectReason.IDLE_TIMEOUT, replies.idle_timeout(timeout))
 
     def _watch_line_start(self, now: float, lines_ended: bool) -> None:
@@ -561,7 +565,11 @@ class ClientConnection(asyncio.Protocol):
         if remaining > 0 or self._suspended:
             self._line_timer = self._loop.call_later(max(remaining, 0.1), self._check_line)
             return
-        log.info("%s did not finish a line in %g seconds", self.name or self._address, timeout)
+        log.info(
+            "%s disconnected: a line took over %g seconds (line timeout)",
+            self.name or self._address,
+            timeout,
+        )
         self._time_out(DisconnectReason.LINE_TIMEOUT, replies.line_timeout(timeout))
 
     def _time_out(self, reason: DisconnectReason, farewell: bytes) -> None:

@@ -15,8 +15,8 @@ from ackchat.chat.hub import ChatHub
 from ackchat.protocol import replies
 from ackchat.registry import DisconnectReason, MemoryRegistry, Registry
 from ackchat.server.connection import ClientConnection, format_address, is_loopback
-from ackchat.settings import ServerSettings
-from ackchat.tls import server_context
+from ackchat.settings import ServerSettings, SettingsError
+from ackchat.tls import TlsSetupError, server_context
 
 log = logging.getLogger("ackchat.server")
 
@@ -29,6 +29,7 @@ class ChatServer:
     """An ackchat server on its TCP address(es), with its registry and open connections."""
 
     def __init__(self, settings: ServerSettings, registry: Registry | None = None) -> None:
+        """Raises :class:`SettingsError` if the password or TLS files cannot be used."""
         self.settings = settings
         self.registry: Registry = registry or MemoryRegistry(
             settings.max_clients, settings.history_limit
@@ -43,6 +44,10 @@ class ChatServer:
         )
         secret = settings.read_password()
         self.password: bytes | None = secret.encode() if secret else None
+        try:
+            self.tls = server_context(settings.tls_cert, settings.tls_key) if settings.tls else None
+        except TlsSetupError as error:
+            raise SettingsError(str(error)) from None
         # Connections turned away before they got a name, by reason (shown in status).
         self.refused: Counter[str] = Counter()
         self.hub = ChatHub(
@@ -92,7 +97,7 @@ class ChatServer:
     async def start(self) -> None:
         """Listen on the configured address(es); raises OSError if that is impossible."""
         settings = self.settings
-        tls = server_context(settings.tls_cert, settings.tls_key) if settings.tls else None
+        tls = self.tls
         main_is_tls = tls is not None and not settings.tls_port
         await self._listen(settings.port, tls if main_is_tls else None)
         if tls is not None and settings.tls_port:
@@ -187,11 +192,11 @@ class ChatServer:
         self._housekeeper = asyncio.get_running_loop().call_later(1.0, self._housekeeping)
 
     def set_max_clients(self, value: int) -> None:
-        """Change the client limit while running; new connections see it at once."""
-        old = self.registry.max_clients
+        """Change the client limit while running; new connections see it at once.
+
+        Lowering it disconnects nobody. The caller logs the change (see server/reload.py).
+        """
         self.registry.max_clients = value
-        if old != value:
-            log.info("max_clients changed from %d to %d", old, value)
 
     async def shutdown(self) -> None:
         """Stop accepting, tell every client, wait up to the shutdown timeout, then cut off."""

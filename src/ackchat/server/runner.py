@@ -2,7 +2,10 @@
 
 SIGINT and SIGTERM shut the server down gracefully (a second one cuts every connection
 at once); SIGHUP re-reads the configuration and applies ``max_clients`` to new
-connections. A configuration that fails to load is reported and the running one kept.
+connections, logging what changed and what did not (see :mod:`ackchat.server.reload`).
+A configuration that fails to load is reported and the running one kept. Settings that
+cannot be used (a password file that cannot be read, a bad TLS key) raise
+:class:`SettingsError` before the event loop starts, for ``ackchat`` to report.
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ import sys
 from collections.abc import Callable
 
 from ackchat.server.listener import ChatServer
-from ackchat.settings import ServerSettings, SettingsError
-from ackchat.tls import TlsSetupError
+from ackchat.server.reload import plan_reload
+from ackchat.settings import Loaded, ServerSettings, SettingsError
 
 log = logging.getLogger("ackchat.server")
 
@@ -49,21 +52,24 @@ def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
     return factory
 
 
-def run_server(settings: ServerSettings, reload: Callable[[], ServerSettings]) -> int:
-    """Serve until a signal says stop; ``reload`` re-reads the settings on SIGHUP."""
-    configure_logging(settings.log_level)
+Reloader = Callable[[], Loaded[ServerSettings]]
+
+
+def run_server(settings: ServerSettings, reload: Reloader) -> int:
+    """Serve until a signal says stop; ``reload`` re-reads the settings on SIGHUP.
+
+    Raises :class:`SettingsError` if the settings cannot be used.
+    """
     factory = loop_factory(settings.loop)
+    server = ChatServer(settings)
+    configure_logging(settings.log_level)
     with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(serve(settings, reload))
+        return runner.run(serve(server, reload))
 
 
-async def serve(settings: ServerSettings, reload: Callable[[], ServerSettings]) -> int:
+async def serve(server: ChatServer, reload: Reloader) -> int:
     """Start the server, wait for SIGINT/SIGTERM, then shut it down."""
-    try:
-        server = ChatServer(settings)
-    except SettingsError as error:
-        log.error("%s", error)
-        return EXIT_FAILURE
+    settings = running = server.settings
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
 
@@ -76,12 +82,17 @@ async def serve(settings: ServerSettings, reload: Callable[[], ServerSettings]) 
         stop.set()
 
     def on_reload_signal() -> None:
+        nonlocal running
         try:
-            fresh = reload()
+            loaded = reload()
         except SettingsError as error:
             log.error("reload failed, keeping the running configuration: %s", error)
             return
-        server.set_max_clients(fresh.max_clients)
+        outcome = plan_reload(running, loaded)
+        running = outcome.settings
+        server.set_max_clients(running.max_clients)
+        for text in outcome.report:
+            log.info("%s", text)
 
     # Handlers first: a signal that arrives while the server starts is not lost.
     for signal_number in (signal.SIGINT, signal.SIGTERM):
@@ -90,9 +101,6 @@ async def serve(settings: ServerSettings, reload: Callable[[], ServerSettings]) 
     try:
         try:
             await server.start()
-        except TlsSetupError as error:
-            log.error("%s", error)
-            return EXIT_FAILURE
         except OSError as error:
             log.error(
                 "cannot listen on %s port %d: %s", settings.host, settings.port, _explain(error)
