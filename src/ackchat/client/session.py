@@ -128,6 +128,19 @@ def _connect_failure(error: OSError, tls: bool) -> str:
     return "no address of the host accepted the connection; is the server running?"
 
 
+def connect_error(
+    error: OSError, address: str, timeout: float, tls_host: str | None
+) -> ClientError:
+    """The error for a connection to ``address`` that failed (``ackchat bench`` says it too)."""
+    if isinstance(error, TimeoutError):
+        reason = f"no answer within {timeout:g} seconds."
+    elif isinstance(error, ssl.SSLError) and tls_host is not None:
+        reason = _tls_failure(error, tls_host)
+    else:
+        reason = _connect_failure(error, tls_host is not None)
+    return ClientError(f"cannot connect to {address}: {reason}", EXIT_CONNECT_FAILED)
+
+
 class Session:
     """A connection to a server: lines go out, the server's lines come in as events."""
 
@@ -162,21 +175,9 @@ class Session:
                 ),
                 timeout,
             )
-        except TimeoutError:
-            raise ClientError(
-                f"cannot connect to {address}: no answer within {timeout:g} seconds.",
-                EXIT_CONNECT_FAILED,
-            ) from None
-        except ssl.SSLError as error:
-            raise ClientError(
-                f"cannot connect to {address}: {_tls_failure(error, settings.host)}",
-                EXIT_CONNECT_FAILED,
-            ) from None
         except OSError as error:
-            raise ClientError(
-                f"cannot connect to {address}: {_connect_failure(error, context is not None)}",
-                EXIT_CONNECT_FAILED,
-            ) from None
+            tls_host = settings.host if context is not None else None
+            raise connect_error(error, address, timeout, tls_host) from None
         return cls(reader, writer, settings)
 
     async def greet(self, password: PasswordSource) -> Greeting:
