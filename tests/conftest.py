@@ -6,13 +6,15 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import trustme
 import uvloop
 
-from ackchat.server.listener import ChatServer
+from ackchat.backend.pending import Pending, Result
+from ackchat.records import DisconnectReason, StatusSnapshot
+from ackchat.server.assembly import ChatServer
 from ackchat.settings import ServerSettings
 from lineclient import LineClient
 
@@ -20,6 +22,34 @@ TEST_SETTINGS = ServerSettings(host="127.0.0.1", port=0, shutdown_timeout=2.0)
 
 ServerFactory = Callable[..., Coroutine[Any, Any, ChatServer]]
 ClientFactory = Callable[[ChatServer], Coroutine[Any, Any, LineClient]]
+
+
+T = TypeVar("T")
+
+
+def at_once(result: Result[T]) -> T:
+    """A backend's answer that the memory backend gives at once."""
+    assert not isinstance(result, Pending), "the memory backend answers at once"
+    return result
+
+
+def snapshot(server: ChatServer) -> StatusSnapshot:
+    """The server's whole cache, as ``status all`` shows it."""
+    return at_once(server.backend.snapshot(None))
+
+
+class Nobody:
+    """A chat peer that drops what it is sent: for sessions made without a connection."""
+
+    def deliver(self, data: bytes) -> None:
+        """Nothing reads it."""
+
+
+def add_departed(server: ChatServer, address: str) -> None:
+    """Put a client that came and left (``exit``) in the server's cache."""
+    admitted = at_once(server.backend.admit(address, Nobody()))
+    assert admitted is not None
+    at_once(server.backend.depart(admitted.record.name, DisconnectReason.EXIT, hold=False))
 
 
 LoopFactory = Callable[[], asyncio.AbstractEventLoop]

@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from ackchat.server.connection import is_loopback
+from ackchat.admission import is_loopback
 from conftest import ClientFactory, ServerFactory
 
 
@@ -58,7 +58,7 @@ async def test_keepalive_settings_reach_accepted_sockets(
     server = await start_server(**overrides)
     client = await connect(server)
     await client.greeting()
-    (connection,) = server._connections
+    (connection,) = server.connections
     assert connection.transport is not None
     sock = connection.transport.get_extra_info("socket")
     assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
@@ -74,7 +74,7 @@ async def test_keepalive_can_be_turned_off(
     server = await start_server(keepalive=False)
     client = await connect(server)
     await client.greeting()
-    (connection,) = server._connections
+    (connection,) = server.connections
     assert connection.transport is not None
     sock = connection.transport.get_extra_info("socket")
     assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 0

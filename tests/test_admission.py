@@ -16,6 +16,7 @@ def test_refusals_say_why_in_words() -> None:
         "address not allowed",
         "too many connections from this address",
         "connecting too fast from this address",
+        "wrong passwords",
     ]
 
 

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from ackchat.server.listener import ChatServer
+from ackchat.admission import Refusal
+from ackchat.server.assembly import ChatServer
 from ackchat.settings import ServerSettings, SettingsError
-from conftest import ClientFactory, ServerFactory
+from conftest import ClientFactory, ServerFactory, snapshot
 
 AUTH_REQUIRED = "Password required: send 'auth <password>'."
 
@@ -33,7 +34,7 @@ async def test_nothing_works_before_auth_and_no_slot_is_taken(
     assert await client.read_line() == AUTH_REQUIRED
     for line in ("status", "help", "hello"):
         assert await client.ask(line) == "ERROR authenticate first: send 'auth <password>'."
-    assert server.registry.connected_count == 0
+    assert snapshot(server).connected == 0
     member = await connect(server)
     await member.read_line()
     await member.send("auth pw")
@@ -54,8 +55,8 @@ async def test_wrong_passwords_are_slowed_counted_and_closed(
     assert await client.read_line() == "ERROR wrong password (attempt 2 of 3)."
     assert await client.read_line() == "Too many wrong passwords. Goodbye."
     assert await client.at_eof()
-    assert server.refused["wrong passwords"] == 3
-    assert server.registry.snapshot(None).seen == 0
+    assert server.counters.refused[Refusal.WRONG_PASSWORD] == 3
+    assert snapshot(server).seen == 0
 
 
 async def test_a_wrong_password_answer_waits(

@@ -18,7 +18,7 @@ import pytest
 from ackchat.bench.client import BenchError
 from ackchat.bench.runner import run_bench_options
 from ackchat.bench.scenarios import BenchOptions, run_scenario
-from conftest import ServerFactory
+from conftest import ServerFactory, snapshot
 
 BASELINES = Path(__file__).resolve().parent.parent / "bench" / "baselines"
 # A bound on each run; the request limits end them much sooner.
@@ -58,7 +58,7 @@ async def test_connect_cycles_through_greeting_and_exit(start_server: ServerFact
     measurement = await run_scenario(options)
     assert measurement.errors == 0, measurement.error_samples
     assert measurement.replies >= 40
-    assert server.registry.snapshot(None).seen >= 40
+    assert snapshot(server).seen >= 40
 
 
 async def test_idle_holds_named_clients(start_server: ServerFactory) -> None:
@@ -73,7 +73,7 @@ async def test_idle_holds_named_clients(start_server: ServerFactory) -> None:
     )
     measurement = await run_scenario(options)
     assert measurement.connections == 25
-    assert server.registry.snapshot(None).seen == 25
+    assert snapshot(server).seen == 25
     assert "bytes_per_connection" in measurement.extra
 
 

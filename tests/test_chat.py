@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 
-from ackchat.server.listener import ChatServer
+from ackchat.server.assembly import ChatServer
 from conftest import ClientFactory, ServerFactory
 from lineclient import LineClient, eventually
 

@@ -13,7 +13,7 @@ from ackchat.client import EXIT_OK, EXIT_REFUSED
 from ackchat.client.chat import ChatClient, say_exit
 from ackchat.client.core import ChatLine, Event, ReplyLine, line_text
 from ackchat.client.session import Session, configured_only
-from ackchat.server.listener import ChatServer
+from ackchat.server.assembly import ChatServer
 from ackchat.settings import ClientSettings
 from conftest import ClientFactory
 from lineclient import LineClient, bounded, eventually
@@ -144,7 +144,7 @@ async def test_a_lost_connection_is_resumed_with_the_name_and_the_missed_message
         await shown_line("joined #dev: 1 member")
         friend = await connect(server)
         await named(friend, "bob", "dev")
-        (connection,) = [c for c in server._connections if c.name == "alice"]
+        (connection,) = [c for c in server.connections if c.name == "alice"]
         assert connection.transport is not None
         connection.transport.abort()
         await next_matching(friend, f"{EVENT}#dev \\*: alice lost the connection")
@@ -192,7 +192,7 @@ async def test_on_a_terminal_the_prompt_follows_the_name_and_a_lost_connection_i
     assert await friend.ask("/say dev hi \x1b[2J") == "/say dev hi \x1b[2J ACK"
     await terminal.expect(b"bob")
     await terminal.expect(b": hi \xef\xbf\xbd[2J")  # The server's U+FFFD, shown as it is.
-    (connection,) = [c for c in server._connections if c.name == "alice"]
+    (connection,) = [c for c in server.connections if c.name == "alice"]
     assert connection.transport is not None
     connection.transport.abort()
     await terminal.expect(b"reconnecting")

@@ -16,7 +16,7 @@ import pytest
 from ackchat.client import EXIT_OK
 from ackchat.client.piped import run_piped
 from ackchat.protocol import replies
-from ackchat.server.listener import ChatServer
+from ackchat.server.assembly import ChatServer
 from ackchat.settings import ENV_PREFIX, ClientSettings
 from conftest import ClientFactory, ServerFactory
 from lineclient import bounded

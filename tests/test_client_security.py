@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 import trustme
 
+from ackchat.admission import Refusal
 from ackchat.client import EXIT_AUTH_FAILED, EXIT_CONNECT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
 from ackchat.protocol import replies
-from conftest import ServerFactory
+from conftest import ServerFactory, snapshot
 from lineclient import bounded
 from test_client_piped import WELCOME, ClientCommand, ackchat, finish, shown
 
@@ -82,7 +83,7 @@ async def test_a_wrong_password_exits_6_without_trying_it_again(
     )
     assert (code, out) == (EXIT_AUTH_FAILED, [])
     assert errors == "ackchat: wrong password (attempt 1 of 3).\n"
-    assert server.refused["wrong passwords"] == 1
+    assert server.counters.refused[Refusal.WRONG_PASSWORD] == 1
 
 
 async def test_the_last_wrong_password_ends_with_the_servers_sentence(
@@ -103,7 +104,7 @@ async def test_no_password_in_piped_mode_fails_at_once(
     assert errors == (
         "ackchat: the server asks for a password; give --password-file FILE or ACKCHAT_PASSWORD.\n"
     )
-    assert server.refused["wrong passwords"] == 0
+    assert server.counters.refused[Refusal.WRONG_PASSWORD] == 0
 
 
 async def test_an_unreadable_password_file_exits_2_before_connecting(
@@ -167,7 +168,7 @@ async def test_tls_without_trusting_the_ca_exits_3(
     assert errors.startswith(prefix), errors
     assert errors.endswith("); use --ca FILE to trust its CA.\n"), errors
     assert errors.count("\n") == 1
-    assert server.registry.snapshot(None).seen == 0
+    assert snapshot(server).seen == 0
 
 
 async def test_tls_to_a_name_the_certificate_is_not_for_exits_3(
@@ -386,7 +387,7 @@ async def test_ctrl_d_at_the_password_prompt_leaves(
     await terminal.expect(b"Password:")
     terminal.type(b"\x04")
     assert await bounded(process.wait()) == 0
-    assert server.refused["wrong passwords"] == 0
+    assert server.counters.refused[Refusal.WRONG_PASSWORD] == 0
 
 
 async def test_the_auth_timeout_ends_the_password_prompt(

@@ -1,59 +1,108 @@
-"""Chat commands carried out against the hub, without sockets."""
+"""Chat commands carried out against a backend, without sockets."""
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 
+from ackchat.backend.interface import Backend, BackendUnavailable
+from ackchat.backend.memory import MemoryBackend
+from ackchat.backend.pending import Pending
 from ackchat.chat.dispatch import Answer, answer
-from ackchat.chat.hub import ChatHub
 from ackchat.protocol.commands import Direct, Join, Nick, Resume, Status, Who, parse_command
+from ackchat.records import DisconnectReason
+from backends import DeferredBackend, ManualClock, memory_backend
 from test_hub import Inbox
 
 
+def named(backend: MemoryBackend, peer: Inbox | None = None, name: str | None = None) -> str:
+    """Admit a client (and rename it); returns its name."""
+    admitted = backend.admit("127.0.0.1:1", peer or Inbox())
+    assert admitted is not None
+    if name is None:
+        return admitted.record.name
+    return backend.rename(admitted.record.name, name)
+
+
 def test_a_delivered_message_is_acked_with_the_line_as_sent() -> None:
-    hub = ChatHub()
-    hub.attach("alice", Inbox())
+    backend = memory_backend()
+    named(backend, name="alice")
     bob = Inbox()
-    hub.attach("bob", bob)
+    named(backend, bob, "bob")
     line = b"/msg bob  hi"
-    assert answer(hub, "alice", parse_command(line), line, Inbox(), 0.0) == Answer(
+    assert answer(backend, "alice", parse_command(line), line, Inbox()) == Answer(
         b"/msg bob  hi ACK\n"
     )
     assert bob.texts() == ["alice>bob:  hi"]
 
 
 def test_chat_errors_become_error_lines() -> None:
-    hub = ChatHub()
-    hub.attach("alice", Inbox())
-    done = answer(hub, "alice", Direct("ghost", "x"), b"/msg ghost x", Inbox(), 0.0)
+    backend = memory_backend()
+    named(backend, name="alice")
+    done = answer(backend, "alice", Direct("ghost", "x"), b"/msg ghost x", Inbox())
     assert done == Answer(b"ERROR no such client: ghost\n")
 
 
 def test_blocks_and_new_names() -> None:
-    hub = ChatHub()
-    hub.attach("Client01", Inbox())
-    renamed = answer(hub, "Client01", Nick("alice"), b"/nick alice", Inbox(), 0.0)
+    backend = memory_backend()
+    first = named(backend)
+    renamed = answer(backend, first, Nick("alice"), b"/nick alice", Inbox())
     assert renamed == Answer(b"You are now alice.\n", "alice")
-    joined = answer(hub, "alice", Join("dev"), b"/join dev", Inbox(), 0.0)
-    assert joined.reply == b"joined #dev: 1 member\n.\n"
-    assert answer(hub, "alice", Who(), b"who", Inbox(), 0.0).reply == (
+    joined = answer(backend, "alice", Join("dev"), b"/join dev", Inbox())
+    assert joined == Answer(b"joined #dev: 1 member\n.\n")
+    assert answer(backend, "alice", Who(), b"who", Inbox()) == Answer(
         b"who: 1 connected\nalice #dev\n.\n"
     )
 
 
 def test_resume_names_the_identity_taken_back() -> None:
-    hub = ChatHub()
-    hub.attach("wanderer", Inbox())
-    token = hub.token_of("wanderer")
-    hub.detach("wanderer", 0.0, hold=True)
-    hub.attach("Client02", Inbox())
-    done = answer(hub, "Client02", Resume(token), b"/resume x", Inbox(), 1.0)
+    clock = ManualClock()
+    backend = memory_backend(clock)
+    admitted = backend.admit("127.0.0.1:1", Inbox())
+    assert admitted is not None
+    backend.rename(admitted.record.name, "wanderer")
+    backend.depart("wanderer", DisconnectReason.CLOSED_BY_PEER, hold=True)
+    clock.advance(1.0)
+    fresh = named(backend)
+    done = answer(backend, fresh, Resume(admitted.token), b"/resume x", Inbox())
+    assert isinstance(done, Answer)
     assert done.new_name == "wanderer"
     assert done.reply.startswith(b"Resumed: you are wanderer again; 0 missed messages follow")
+    connected = [
+        record.name for record in backend.snapshot(None).sessions if record.disconnected_at is None
+    ]
+    assert connected == ["wanderer"]
+
+
+def test_a_later_answer_is_formatted_when_it_comes_and_errors_become_lines() -> None:
+    inner = memory_backend()
+    named(inner, name="alice")
+    deferred = DeferredBackend(inner)
+    backend = cast(Backend, deferred)
+    joined = answer(backend, "alice", Join("dev"), b"/join dev", Inbox())
+    refused = answer(backend, "alice", Direct("ghost", "x"), b"/msg ghost x", Inbox())
+    assert isinstance(joined, Pending)
+    assert isinstance(refused, Pending)
+    assert not joined.done
+    assert deferred.settle() == 2
+    assert joined.result() == Answer(b"joined #dev: 1 member\n.\n")
+    assert refused.result() == Answer(b"ERROR no such client: ghost\n")
+
+
+def test_an_unavailable_backend_passes_on_to_the_session() -> None:
+    inner = memory_backend()
+    named(inner, name="alice")
+    deferred = DeferredBackend(inner)
+    done = answer(cast(Backend, deferred), "alice", Who(), b"who", Inbox())
+    assert isinstance(done, Pending)
+    deferred.fail()
+    with pytest.raises(BackendUnavailable):
+        done.result()
 
 
 def test_a_command_that_is_not_chat_is_a_programming_error() -> None:
-    hub = ChatHub()
-    hub.attach("alice", Inbox())
+    backend = memory_backend()
+    named(backend, name="alice")
     with pytest.raises(ValueError, match="not a chat command"):
-        answer(hub, "alice", Status(), b"status", Inbox(), 0.0)
+        answer(backend, "alice", Status(), b"status", Inbox())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from conftest import ClientFactory, ServerFactory
+from conftest import ClientFactory, ServerFactory, snapshot
 from lineclient import LineClient, bounded
 
 
@@ -31,7 +31,7 @@ async def test_a_storm_beyond_the_limit_is_rejected_while_clients_are_served(
     assert answers == [f"during storm {n} ACK" for n in range(200)]
     assert len(outcomes) == 2000
     assert outcomes == ["Server is full. Try again later."] * 2000
-    assert server.registry.snapshot(None).rejected == 2000
+    assert snapshot(server).rejected == 2000
 
 
 async def test_too_many_connections_from_one_address(
@@ -94,7 +94,7 @@ async def test_deny_list(start_server: ServerFactory, connect: ClientFactory) ->
     client = await connect(server)
     assert await client.read_line() == "Connection refused: address not allowed. Try again later."
     assert await client.at_eof()
-    assert server.registry.snapshot(None).seen == 0
+    assert snapshot(server).seen == 0
 
 
 async def test_allow_list_admits_only_its_networks(

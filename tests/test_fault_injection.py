@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ackchat.protocol.replies import sanitize, session_line
-from ackchat.registry import SessionRecord
+from ackchat.records import SessionRecord
 
 BIDI_CONTROLS = {chr(code) for code in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
 

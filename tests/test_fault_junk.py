@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from ackchat.registry import DisconnectReason
-from conftest import ClientFactory, ServerFactory
+from ackchat.records import DisconnectReason
+from conftest import ClientFactory, ServerFactory, add_departed, snapshot
 from lineclient import eventually
 
 
@@ -46,11 +46,11 @@ async def test_a_reset_in_the_middle_of_a_write_costs_only_that_client(
     await watcher.greeting()
 
     async def victim_gone() -> bool:
-        sessions = server.registry.snapshot(None).sessions
+        sessions = snapshot(server).sessions
         return sessions[0].disconnected_at is not None
 
     await eventually(victim_gone, "the reset client is recorded as gone")
-    reason = server.registry.snapshot(None).sessions[0].reason
+    reason = snapshot(server).sessions[0].reason
     assert reason in (DisconnectReason.RESET, DisconnectReason.CONNECTION_ERROR)
     assert await watcher.ask("fine") == "fine ACK"
 
@@ -60,9 +60,7 @@ async def test_a_peer_closing_during_a_long_reply(
 ) -> None:
     server = await start_server(history_limit=50_000)
     for number in range(50_000):
-        record = server.registry.admit(f"192.0.2.7:{number}", 0.0)
-        assert record is not None
-        server.registry.depart(record.name, DisconnectReason.EXIT, 1.0)
+        add_departed(server, f"192.0.2.7:{number}")
     leaver = await connect(server)
     await leaver.greeting()
     await leaver.send("status all")
@@ -72,7 +70,7 @@ async def test_a_peer_closing_during_a_long_reply(
     await watcher.greeting()
 
     async def leaver_gone() -> bool:
-        return server.registry.connected_count == 1
+        return snapshot(server).connected == 1
 
     await eventually(leaver_gone, "the client that left mid-reply is recorded as gone")
     assert server.open_connections == 1

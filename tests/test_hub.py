@@ -108,7 +108,7 @@ def test_a_held_client_keeps_its_name_and_gets_what_it_missed() -> None:
     token = hub.token_of("wanderer")
     hub.join("wanderer", "camp", 0.0)
     hub.join("friend", "camp", 0.0)
-    hub.detach("wanderer", 1.0, hold=True)
+    hub.detach("wanderer", 1.0, hold=True, mono=1.0)
     assert inbox["friend"].texts()[-1] == "*: wanderer lost the connection"
     for number in range(3):
         hub.say("friend", "camp", f"m{number}", 2.0)
@@ -116,7 +116,7 @@ def test_a_held_client_keeps_its_name_and_gets_what_it_missed() -> None:
     with pytest.raises(ChatError, match="name taken"):
         hub.rename("Client09", "wanderer", 3.0)
     back = Inbox()
-    resumed = hub.resume(token, "Client09", back, 4.0)
+    resumed = hub.resume(token, "Client09", back, 4.0, mono=4.0)
     assert (resumed.name, resumed.rooms, resumed.dropped) == ("wanderer", ["#camp"], 1)
     assert [line.decode().split(" ", 3)[3].strip() for line in resumed.missed] == [
         "friend: m1",
@@ -129,22 +129,38 @@ def test_a_held_client_keeps_its_name_and_gets_what_it_missed() -> None:
 def test_held_clients_expire() -> None:
     hub, _ = hub_with("gone", resume_grace=10.0)
     token = hub.token_of("gone")
-    hub.detach("gone", 0.0, hold=True)
-    assert hub.expire(5.0) == []
-    assert hub.expire(11.0) == ["gone"]
+    hub.detach("gone", 0.0, hold=True, mono=0.0)
+    assert hub.expire(5.0, mono=5.0) == []
+    assert hub.expire(11.0, mono=11.0) == ["gone"]
     hub.attach("Client02", Inbox())
     with pytest.raises(ChatError, match="unknown or expired"):
-        hub.resume(token, "Client02", Inbox(), 12.0)
+        hub.resume(token, "Client02", Inbox(), 12.0, mono=12.0)
+
+
+def test_resume_deadlines_follow_the_monotonic_clock_not_the_wall_clock() -> None:
+    hub, _ = hub_with("drifter", "stepper", resume_grace=10.0)
+    drifter, stepper = hub.token_of("drifter"), hub.token_of("stepper")
+    hub.detach("drifter", 1000.0, hold=True, mono=50.0)
+    hub.detach("stepper", 1000.0, hold=True, mono=50.0)
+    # The wall clock jumps an hour ahead: nobody expires early.
+    assert hub.expire(4600.0, mono=55.0) == []
+    hub.attach("Client03", Inbox())
+    assert hub.resume(drifter, "Client03", Inbox(), 4601.0, mono=56.0).name == "drifter"
+    # It steps back an hour: the grace still ends on time.
+    assert hub.expire(-2600.0, mono=61.0) == ["stepper"]
+    hub.attach("Client04", Inbox())
+    with pytest.raises(ChatError, match="unknown or expired"):
+        hub.resume(stepper, "Client04", Inbox(), -2599.0, mono=62.0)
 
 
 def test_an_exit_is_not_held() -> None:
     hub, _ = hub_with("leaver", "other")
     token = hub.token_of("leaver")
-    hub.detach("leaver", 0.0, hold=False)
+    hub.detach("leaver", 0.0, hold=False, mono=0.0)
     with pytest.raises(ChatError, match="no such client"):
         hub.direct("other", "leaver", "hi", 1.0)
     with pytest.raises(ChatError, match="unknown or expired"):
-        hub.resume(token, "other", Inbox(), 1.0)
+        hub.resume(token, "other", Inbox(), 1.0, mono=1.0)
 
 
 @pytest.mark.parametrize("name", ["a", "Alice_2", "b-o-b", "x" * 20])

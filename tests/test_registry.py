@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ackchat.registry import DisconnectReason, MemoryRegistry, SessionRecord, client_name
+from ackchat.records import DisconnectReason, SessionRecord
+from ackchat.registry import MemoryRegistry, client_name
 
 
 def admit(

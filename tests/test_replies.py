@@ -6,7 +6,7 @@ from datetime import datetime
 
 from ackchat.protocol import replies
 from ackchat.protocol.framing import LineTooLong
-from ackchat.registry import DisconnectReason, SessionRecord, StatusSnapshot
+from ackchat.records import DisconnectReason, SessionRecord, StatusSnapshot
 
 
 def test_ack_appends_to_the_exact_text() -> None:

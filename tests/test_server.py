@@ -11,10 +11,11 @@ from datetime import datetime
 import pytest
 
 from ackchat.protocol import replies
-from ackchat.registry import DisconnectReason, client_name
-from ackchat.server.listener import ChatServer
+from ackchat.records import DisconnectReason
+from ackchat.registry import client_name
+from ackchat.server.assembly import ChatServer
 from ackchat.settings import ServerSettings
-from conftest import ClientFactory, ServerFactory
+from conftest import ClientFactory, ServerFactory, add_departed, snapshot
 from lineclient import LineClient, bounded, eventually, flood_without_reading
 
 ISO_TIME = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d"
@@ -113,7 +114,7 @@ async def test_one_client_too_many_is_told_the_server_is_full(
     assert await extra.at_eof()
     first = await connect(server)
     assert await first.read_line() == "Server is full. Try again later."
-    assert server.registry.snapshot(None).rejected == 2
+    assert snapshot(server).rejected == 2
 
 
 async def test_a_vanished_client_frees_its_slot_at_once(
@@ -125,7 +126,7 @@ async def test_a_vanished_client_frees_its_slot_at_once(
     closer.close()
 
     async def slot_is_free() -> bool:
-        return server.registry.connected_count == 0
+        return snapshot(server).connected == 0
 
     await eventually(slot_is_free, "the closed client's slot is free")
     client = await connect(server)
@@ -189,9 +190,7 @@ async def test_a_long_status_is_streamed_within_the_output_cap(
     entries = 60_000
     server = await start_server(max_output_bytes=8 * 1024, history_limit=entries)
     for number in range(entries):
-        record = server.registry.admit(f"192.0.2.1:{number}", float(number))
-        assert record is not None
-        server.registry.depart(record.name, DisconnectReason.EXIT, number + 1.0)
+        add_departed(server, f"192.0.2.1:{number}")
     client = await connect(server)
     await client.greeting()
     await client.send_raw(b"status all\nafter\n")
@@ -254,7 +253,7 @@ async def test_shutdown_tells_every_client_and_records_it(
         client.close()
     await bounded(shutdown)
     assert server.open_connections == 0
-    reasons = {record.reason for record in server.registry.snapshot(None).sessions}
+    reasons = {record.reason for record in snapshot(server).sessions}
     assert reasons == {DisconnectReason.SERVER_SHUTDOWN}
 
 
@@ -271,7 +270,7 @@ async def test_shutdown_is_bounded_when_a_client_never_reads(
         stuck.sendall(b"help\n" * 20_000)
 
         async def output_is_stuck() -> bool:
-            stuck_connections = [c for c in server._connections if c.name == "Client01"]
+            stuck_connections = [c for c in server.connections if c.name == "Client01"]
             transport = stuck_connections[0].transport
             return transport is not None and transport.get_write_buffer_size() > 0
 

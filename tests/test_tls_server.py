@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import trustme
 
-from ackchat.server.listener import ChatServer
+from ackchat.server.assembly import ChatServer
 from ackchat.tls import client_context
-from conftest import ServerFactory
+from conftest import ServerFactory, snapshot
 from lineclient import LineClient, bounded
 
 
@@ -46,7 +46,7 @@ async def test_plain_text_on_a_tls_port_gets_nowhere(
     plain = await LineClient.open(server.port)
     await plain.send("hello")
     assert await plain.at_eof()
-    assert server.registry.snapshot(None).seen == 0
+    assert snapshot(server).seen == 0
 
 
 async def test_a_client_that_does_not_trust_the_certificate_refuses_it(

@@ -45,11 +45,16 @@ NETWORK_LIST = "must be a comma-separated list of addresses or networks (CIDR)"
 
 
 class Refusal(StrEnum):
-    """Why a connection was refused; the text is what the peer is told."""
+    """Why a connection was turned away before it got a name, as ``status`` counts it.
+
+    The policy's refusals are also what the peer is told (``Connection refused: …``).
+    """
 
     DENIED = "address not allowed"
     TOO_MANY_CONNECTIONS = "too many connections from this address"
     CONNECTING_TOO_FAST = "connecting too fast from this address"
+    # Not the policy's but authentication's: counted with the rest in ``status``.
+    WRONG_PASSWORD = "wrong passwords"
 
 
 def parse_networks(values: Sequence[str]) -> list[Network]:
@@ -213,3 +218,11 @@ def peer_address(host: str) -> Address | None:
 def _within(address: Address, networks: list[Network]) -> bool:
     """Whether the address is in any of the networks."""
     return any(address in network for network in networks)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is an address on this machine's loopback interface."""
+    if host == "localhost":
+        return True
+    address = peer_address(host)
+    return address is not None and address.is_loopback

@@ -1,88 +1,14 @@
 """Who is connected, who was: naming, slots and the bounded cache of sessions.
 
 The registry is plain Python without I/O or clocks (callers pass the time in), so it
-can be tested directly and replaced by another backend, such as a shared one for a
-cluster, that keeps the same :class:`Registry` interface.
+can be tested directly. It is one half of the memory backend (ackchat.backend.memory);
+it trusts the backend to have checked a new name, so names have one authority.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
-from enum import StrEnum
-from typing import NamedTuple, Protocol
-
-
-class DisconnectReason(StrEnum):
-    """Why a session ended; kept in its cache entry and shown by ``status``."""
-
-    EXIT = "exit"
-    CLOSED_BY_PEER = "closed by peer"
-    RESET = "reset"
-    IDLE_TIMEOUT = "idle timeout"
-    LINE_TIMEOUT = "line timeout"
-    RATE_LIMITED = "rate limited"
-    RESUMED = "resumed"
-    SLOW_CONSUMER = "slow consumer"
-    SERVER_SHUTDOWN = "server shutdown"
-    CONNECTION_ERROR = "connection error"
-
-
-class SessionRecord(NamedTuple):
-    """One client's session: its name, its peer address and when it began and ended.
-
-    A named tuple rather than a frozen dataclass: every connection makes two, and a
-    tuple is made three times faster.
-    """
-
-    number: int
-    name: str
-    address: str
-    connected_at: float
-    disconnected_at: float | None = None
-    reason: DisconnectReason | None = None
-    # Names this session had before its current one (a chosen name, a resumed one).
-    earlier_names: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class StatusSnapshot:
-    """What ``status`` shows: sessions in connection order, and the totals."""
-
-    sessions: list[SessionRecord]
-    connected: int
-    max_clients: int
-    seen: int
-    rejected: int
-    dropped: int
-    hidden: int
-
-
-class Registry(Protocol):
-    """The interface every registry backend provides to the server."""
-
-    @property
-    def max_clients(self) -> int:
-        """How many clients may be connected at once."""
-
-    @max_clients.setter
-    def max_clients(self, value: int) -> None: ...
-
-    @property
-    def connected_count(self) -> int:
-        """How many clients are connected now."""
-
-    def admit(self, address: str, now: float) -> SessionRecord | None:
-        """Name and register a new client, or count a rejection and return None if full."""
-
-    def depart(self, name: str, reason: DisconnectReason, now: float) -> SessionRecord:
-        """Record that a connected client left; returns its final record."""
-
-    def rename(self, name: str, new_name: str) -> SessionRecord:
-        """A connected client now goes by ``new_name``; the cache keeps the old one too."""
-
-    def snapshot(self, recent_limit: int | None) -> StatusSnapshot:
-        """All connected sessions and up to ``recent_limit`` most recent departed ones."""
+from ackchat.records import DisconnectReason, SessionRecord, StatusSnapshot
 
 
 def client_name(number: int) -> str:
@@ -91,7 +17,7 @@ def client_name(number: int) -> str:
 
 
 class MemoryRegistry:
-    """The in-memory registry: the default backend, reset when the server restarts."""
+    """Sessions in this process's memory, reset when the server restarts."""
 
     def __init__(self, max_clients: int, history_limit: int) -> None:
         if history_limit < 0:

@@ -21,6 +21,7 @@ from typing import Any, Generic, TypeVar
 
 from ackchat.admission import parse_network_list
 from ackchat.chat.names import InvalidNameError, room_name
+from ackchat.errors import AckchatError
 
 ENV_PREFIX = "ACKCHAT_"
 CONFIG_ENV = "ACKCHAT_CONFIG"
@@ -30,7 +31,7 @@ BENCH_SCENARIOS = ("echo", "connect", "idle", "status", "fanout")
 ADDRESS_VISIBILITY = ("loopback", "all", "none")
 
 
-class SettingsError(Exception):
+class SettingsError(AckchatError):
     """A setting has a value that cannot be used; the message says which and where from."""
 
 

@@ -12,11 +12,13 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 
+from ackchat.errors import AckchatError
+
 CERTIFICATE_MARKER = b"-----BEGIN CERTIFICATE-----"
 PRIVATE_KEY_MARKER = b"PRIVATE KEY-----"
 
 
-class TlsSetupError(Exception):
+class TlsSetupError(AckchatError):
     """TLS cannot be set up from the files given; the message is one plain sentence."""
 
 

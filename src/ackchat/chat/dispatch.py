@@ -1,15 +1,19 @@
-"""Carry out one chat command against the hub and format its answer. No I/O here.
+"""Carry out one chat command against the backend and format its answer. No I/O here.
 
-The connection hands over the command, the client's current name and itself as the
-peer; it gets back the reply to send and, for ``/nick`` and ``/resume``, the name the
-client goes by now, so that it can update the registry.
+The session hands over the command, the client's current name and itself as the peer;
+it gets back the reply to send and, for ``/nick`` and ``/resume``, the name the client
+goes by now. The answer comes at once, or later (a :class:`Pending`) when the backend
+must ask another process; either way a chat error becomes an ``ERROR`` line.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from ackchat.chat.hub import ChatError, ChatHub, Peer
+from ackchat.backend.interface import Backend
+from ackchat.backend.pending import Pending, Result, then
+from ackchat.chat.hub import ChatError, Peer
 from ackchat.protocol import replies
 from ackchat.protocol.commands import (
     Broadcast,
@@ -36,42 +40,86 @@ class Answer:
 
 
 def answer(
-    hub: ChatHub, name: str, command: Command, line: bytes, peer: Peer, now: float
-) -> Answer:
+    backend: Backend, name: str, command: Command, line: bytes, peer: Peer
+) -> Result[Answer]:
     """Do ``command`` for the client called ``name``; chat errors become ``ERROR`` lines.
 
     A message that was delivered is answered like any line: the line exactly as it was
-    sent, with `` ACK``.
+    sent, with `` ACK``. Other errors (the backend unavailable) pass on to the caller.
     """
     try:
-        if type(command) is Direct:
-            hub.direct(name, command.recipient, command.text, now)
-        elif type(command) is Broadcast:
-            hub.broadcast(name, command.text, now)
-        elif type(command) is Say:
-            hub.say(name, command.room, command.text, now)
-        elif type(command) is Join:
-            return Answer(replies.joined(*hub.join(name, command.room, now)))
-        elif type(command) is Leave:
-            return Answer(replies.left(hub.leave(name, command.room, now)))
-        elif type(command) is Rooms:
-            return Answer(replies.rooms_reply(hub.rooms()))
-        elif type(command) is Members:
-            return Answer(replies.members_reply(*hub.members(command.room)))
-        elif type(command) is Who:
-            return Answer(replies.who_reply(hub.who()))
-        elif type(command) is History:
-            page = hub.history(name, command.scope, command.before, command.count)
-            return Answer(replies.history_reply(page.scope, page.events, page.more))
-        elif type(command) is Nick:
-            new_name = hub.rename(name, command.name, now)
-            return Answer(replies.renamed(new_name), new_name)
-        elif type(command) is Resume:
-            back = hub.resume(command.token, name, peer, now)
-            reply = replies.resumed(back.name, back.rooms, back.missed, back.dropped)
-            return Answer(reply, back.name)
-        else:
-            raise ValueError(f"not a chat command: {command!r}")
+        done = _carry_out(backend, name, command, line, peer)
     except ChatError as problem:
-        return Answer(replies.error(str(problem)))
-    return Answer(replies.ack(line.decode()))
+        return _refused(problem)
+    if isinstance(done, Pending):
+        return _settled(done)
+    return done
+
+
+def _carry_out(
+    backend: Backend, name: str, command: Command, line: bytes, peer: Peer
+) -> Result[Answer]:
+    if type(command) is Direct:
+        return then(backend.direct(name, command.recipient, command.text), _acked(line))
+    if type(command) is Broadcast:
+        return then(backend.broadcast(name, command.text), _acked(line))
+    if type(command) is Say:
+        return then(backend.say(name, command.room, command.text), _acked(line))
+    if type(command) is Join:
+        return then(
+            backend.join(name, command.room), lambda joined: Answer(replies.joined(*joined))
+        )
+    if type(command) is Leave:
+        return then(backend.leave(name, command.room), lambda room: Answer(replies.left(room)))
+    if type(command) is Rooms:
+        return then(backend.rooms(), lambda rooms: Answer(replies.rooms_reply(rooms)))
+    if type(command) is Members:
+        return then(
+            backend.members(command.room), lambda found: Answer(replies.members_reply(*found))
+        )
+    if type(command) is Who:
+        return then(backend.who(), lambda clients: Answer(replies.who_reply(clients)))
+    if type(command) is History:
+        page = backend.history(name, command.scope, command.before, command.count)
+        return then(
+            page, lambda page: Answer(replies.history_reply(page.scope, page.events, page.more))
+        )
+    if type(command) is Nick:
+        return then(
+            backend.rename(name, command.name),
+            lambda new_name: Answer(replies.renamed(new_name), new_name),
+        )
+    if type(command) is Resume:
+        return then(
+            backend.resume(command.token, name, peer),
+            lambda back: Answer(
+                replies.resumed(back.name, back.rooms, back.missed, back.dropped), back.name
+            ),
+        )
+    raise ValueError(f"not a chat command: {command!r}")
+
+
+def _acked(line: bytes) -> Callable[[object], Answer]:
+    """The answer to a delivered message: the line as sent, with `` ACK``."""
+    reply = Answer(replies.ack(line.decode()))
+    return lambda _: reply
+
+
+def _refused(problem: ChatError) -> Answer:
+    return Answer(replies.error(str(problem)))
+
+
+def _settled(done: Pending[Answer]) -> Pending[Answer]:
+    """A pending answer whose chat error, once it comes, is an ``ERROR`` line too."""
+    settled: Pending[Answer] = Pending()
+
+    def settle(source: Pending[Answer]) -> None:
+        try:
+            settled.set_result(source.result())
+        except ChatError as problem:
+            settled.set_result(_refused(problem))
+        except Exception as error:
+            settled.set_exception(error)
+
+    done.add_done_callback(settle)
+    return settled

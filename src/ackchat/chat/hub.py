@@ -2,7 +2,9 @@
 
 The hub is sans-I/O. Connections attach as :class:`Peer` objects and the hub hands them
 encoded lines through ``deliver``; every message is encoded once, however many
-recipients it has. Time is passed in. Errors are :class:`ChatError` exceptions whose
+recipients it has. Time is passed in: ``now`` is wall-clock time, shown in event lines;
+``mono`` is a monotonic clock's, for the resume deadlines, which a step of the wall
+clock must neither stretch nor cut. Errors are :class:`ChatError` exceptions whose
 message is the error line to send back.
 
 A client that vanishes without ``exit`` is *held* for a grace period: its name stays
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ackchat.chat.names import InvalidNameError, check_name, name_key, room_name
+from ackchat.errors import AckchatError
 from ackchat.protocol.replies import chat_event
 
 # A resume token's random bytes: a multiple of 3, so that each token is whole base64
@@ -29,7 +32,7 @@ TOKEN_LENGTH = TOKEN_BYTES * 4 // 3
 TOKEN_BATCH = 256
 
 
-class ChatError(Exception):
+class ChatError(AckchatError):
     """A chat command that cannot be done; the message is sent back after ``ERROR``."""
 
 
@@ -66,6 +69,7 @@ class Member:
     direct: deque[ChatEvent] | None = None
     missed: deque[bytes] | None = None
     missed_dropped: int = 0
+    # The monotonic time after which a held member is forgotten.
     held_until: float = 0.0
 
 
@@ -137,23 +141,23 @@ class ChatHub:
             self._announce(room, member, f"{old} is now {new}", now)
         return new
 
-    def detach(self, name: str, now: float, hold: bool) -> None:
+    def detach(self, name: str, now: float, hold: bool, *, mono: float) -> None:
         """A client left: forget it (``exit``) or hold it for resume (it vanished)."""
         member = self._members.get(name_key(name))
         if member is None:
             return
         member.peer = None
         if hold and self._resume_grace > 0:
-            member.held_until = now + self._resume_grace
+            member.held_until = mono + self._resume_grace
             for room in sorted(member.rooms):
                 self._announce(room, member, f"{member.name} lost the connection", now)
             return
         self._forget(member, now, "left")
 
-    def resume(self, token: str, current: str, peer: Peer, now: float) -> Resumed:
+    def resume(self, token: str, current: str, peer: Peer, now: float, *, mono: float) -> Resumed:
         """Swap the connection named ``current`` into the held identity of ``token``."""
         member = self._by_token.get(token)
-        if member is None or member.peer is not None or member.held_until < now:
+        if member is None or member.peer is not None or member.held_until < mono:
             raise ChatError("unknown or expired resume token")
         fresh = self._member(current)
         if fresh.rooms:
@@ -167,12 +171,12 @@ class ChatHub:
             self._announce(room, member, f"{member.name} is back", now)
         return Resumed(member.name, sorted(member.rooms), missed, dropped)
 
-    def expire(self, now: float) -> list[str]:
+    def expire(self, now: float, *, mono: float) -> list[str]:
         """Forget held clients whose grace period is over; returns their names."""
         expired = [
             member
             for member in self._members.values()
-            if member.peer is None and member.held_until < now
+            if member.peer is None and member.held_until < mono
         ]
         for member in expired:
             self._forget(member, now, "did not come back")

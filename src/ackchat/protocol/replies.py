@@ -16,12 +16,17 @@ from typing import Protocol
 
 from ackchat.protocol.commands import is_plain_message
 from ackchat.protocol.framing import LineTooLong
-from ackchat.registry import SessionRecord, StatusSnapshot
 
 END_OF_BLOCK = "."
 ACK_SUFFIX = " ACK"
 _ACK_LINE_END = b" ACK\n"
 SERVER_FULL = "Server is full. Try again later."
+# The backend (a cluster's shared state) cannot be reached: for a new connection, and
+# for a command that needs it.
+SERVER_UNAVAILABLE = "Server temporarily unavailable. Try again later."
+BACKEND_UNAVAILABLE = (
+    "ERROR temporarily unavailable: the server cannot reach its shared state; try again later."
+)
 SERVER_SHUTTING_DOWN = "Server is shutting down. Goodbye."
 INVALID_UTF8 = "ERROR invalid UTF-8: the line was discarded."
 ERROR_PREFIX = "ERROR "
@@ -30,7 +35,6 @@ RESUME_PREFIX = "Resume token: "
 GREETING_HELP = "Every line you send comes back with ACK. Type 'help' for the commands."
 AUTH_REQUIRED = "Password required: send 'auth <password>'."
 AUTH_FIRST = "ERROR authenticate first: send 'auth <password>'."
-ALREADY_AUTHENTICATED = "ERROR already authenticated."
 AUTH_TIMEOUT = "Authentication timeout. Goodbye."
 TOO_MANY_WRONG_PASSWORDS = "Too many wrong passwords. Goodbye."
 RATE_LIMITED_GOODBYE = "Too many lines over the rate limit. Goodbye."
@@ -179,7 +183,43 @@ def format_time(timestamp: int) -> str:
     return datetime.fromtimestamp(timestamp).astimezone().isoformat(timespec="seconds")
 
 
-def session_line(record: SessionRecord, show_address: bool = True) -> str:
+class SessionLike(Protocol):
+    """The fields of a session record that ``status`` shows (see ackchat.records)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def address(self) -> str: ...
+    @property
+    def connected_at(self) -> float: ...
+    @property
+    def disconnected_at(self) -> float | None: ...
+    @property
+    def reason(self) -> str | None: ...
+    @property
+    def earlier_names(self) -> tuple[str, ...]: ...
+
+
+class SnapshotLike(Protocol):
+    """The fields of a status snapshot that ``status`` shows (see ackchat.records)."""
+
+    @property
+    def sessions(self) -> Sequence[SessionLike]: ...
+    @property
+    def connected(self) -> int: ...
+    @property
+    def max_clients(self) -> int: ...
+    @property
+    def seen(self) -> int: ...
+    @property
+    def rejected(self) -> int: ...
+    @property
+    def dropped(self) -> int: ...
+    @property
+    def hidden(self) -> int: ...
+
+
+def session_line(record: SessionLike, show_address: bool = True) -> str:
     """One cache entry as ``status`` shows it."""
     name = sanitize(record.name)
     address = sanitize(record.address) if show_address else HIDDEN_ADDRESS
@@ -196,26 +236,26 @@ def session_line(record: SessionRecord, show_address: bool = True) -> str:
 
 
 def status_lines(
-    snapshot: StatusSnapshot,
+    snapshot: SnapshotLike,
     show_addresses: bool = True,
-    refused: Mapping[str, int] | None = None,
-    chat_losses: Mapping[str, int] | None = None,
+    refused: Iterable[tuple[str, int]] = (),
+    chat_losses: Iterable[tuple[str, int]] = (),
 ) -> Iterator[str]:
     """The reply to ``status``, line by line, so a long one can be sent in pieces.
 
     ``refused`` counts connections turned away before they got a name, by reason;
-    ``chat_losses`` counts slow readers disconnected and the messages dropped with them.
+    ``chat_losses`` counts slow readers disconnected and the messages dropped with them
+    (both as ``(what, count)`` pairs; zero counts are left out).
     """
     header = (
         f"status: {_connected_words(snapshot.connected, snapshot.max_clients)},"
         f" {snapshot.seen} seen, {snapshot.rejected} rejected (server full),"
         f" {snapshot.dropped} dropped from the cache"
     )
-    for title, counts in (("refused", refused), ("chat", chat_losses)):
+    for title, pairs in (("refused", refused), ("chat", chat_losses)):
+        counts = sorted((str(what), count) for what, count in pairs if count)
         if counts:
-            header += f"; {title}: " + ", ".join(
-                f"{count} {what}" for what, count in sorted(counts.items())
-            )
+            header += f"; {title}: " + ", ".join(f"{count} {what}" for what, count in counts)
     body: Iterator[str] = (session_line(record, show_addresses) for record in snapshot.sessions)
     if snapshot.hidden:
         body = chain(body, [status_hidden_line(snapshot.hidden)])

@@ -1,4 +1,10 @@
-"""The listening server: accepts connections, holds the registry, shuts down cleanly."""
+"""The listening sockets: accepting connections, keeping them, closing them all.
+
+A :class:`Listener` binds the configured address (and the TLS port beside it), makes a
+:class:`ClientConnection` for each accepted socket, keeps the open ones and the ones
+closing gracefully, cuts off those that linger past their bound, and at shutdown tells
+every client and waits for them within the shutdown timeout.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +14,10 @@ import logging
 import socket
 import ssl
 import time
-from collections import Counter
 
-from ackchat.admission import AddressPolicy
-from ackchat.chat.hub import ChatHub
 from ackchat.protocol import replies
-from ackchat.registry import DisconnectReason, MemoryRegistry, Registry
-from ackchat.server.connection import ClientConnection, format_address, is_loopback
-from ackchat.settings import ServerSettings, SettingsError
-from ackchat.tls import TlsSetupError, server_context
+from ackchat.server.connection import ClientConnection, format_address
+from ackchat.server.session import SessionContext
 
 log = logging.getLogger("ackchat.server")
 
@@ -25,45 +26,18 @@ log = logging.getLogger("ackchat.server")
 WRITE_HIGH_WATER = 64 * 1024
 
 
-class ChatServer:
-    """An ackchat server on its TCP address(es), with its registry and open connections."""
+class Listener:
+    """The server's listening sockets and its open connections."""
 
-    def __init__(self, settings: ServerSettings, registry: Registry | None = None) -> None:
-        """Raises :class:`SettingsError` if the password or TLS files cannot be used."""
-        self.settings = settings
-        self.registry: Registry = registry or MemoryRegistry(
-            settings.max_clients, settings.history_limit
-        )
-        self.admission = AddressPolicy(
-            allow=settings.allow,
-            deny=settings.deny,
-            max_per_address=settings.max_per_address,
-            connect_rate=settings.connect_rate,
-            connect_burst=settings.connect_burst,
-            exempt=settings.limit_exempt,
-        )
-        secret = settings.read_password()
-        self.password: bytes | None = secret.encode() if secret else None
-        try:
-            self.tls = server_context(settings.tls_cert, settings.tls_key) if settings.tls else None
-        except TlsSetupError as error:
-            raise SettingsError(str(error)) from None
-        # Connections turned away before they got a name, by reason (shown in status).
-        self.refused: Counter[str] = Counter()
-        self.hub = ChatHub(
-            room_history=settings.room_history,
-            direct_history=settings.direct_history,
-            resume_grace=settings.resume_grace,
-            resume_buffer=settings.resume_buffer,
-        )
-        # Chat deliveries that failed: slow readers cut off, messages dropped with them.
-        self.chat_losses: Counter[str] = Counter()
+    def __init__(self, context: SessionContext, tls: ssl.SSLContext | None) -> None:
+        self.context = context
+        self.settings = settings = context.settings
+        self._tls = tls
+        self._servers: list[asyncio.Server] = []
+        self._connections: set[ClientConnection] = set()
         # Connections closing gracefully, with the time to abort them, oldest first; a
         # connection leaves as soon as it is closed, so nothing closed is kept alive.
         self._lingering: dict[ClientConnection, float] = {}
-        self._housekeeper: asyncio.TimerHandle | None = None
-        self._servers: list[asyncio.Server] = []
-        self._connections: set[ClientConnection] = set()
         # Set by shutdown(), which waits on it until the last connection is closed.
         self._all_closed: asyncio.Event | None = None
         # Every connection's high-water mark (see WRITE_HIGH_WATER).
@@ -85,9 +59,9 @@ class ChatServer:
         return port
 
     @property
-    def open_connections(self) -> int:
+    def connections(self) -> frozenset[ClientConnection]:
         """Sockets open now, including refused ones still being closed."""
-        return len(self._connections)
+        return frozenset(self._connections)
 
     @property
     def closing_connections(self) -> int:
@@ -97,18 +71,11 @@ class ChatServer:
     async def start(self) -> None:
         """Listen on the configured address(es); raises OSError if that is impossible."""
         settings = self.settings
-        tls = self.tls
+        tls = self._tls
         main_is_tls = tls is not None and not settings.tls_port
         await self._listen(settings.port, tls if main_is_tls else None)
         if tls is not None and settings.tls_port:
             await self._listen(settings.tls_port, tls)
-        self._housekeeping()
-        if not is_loopback(settings.host) and tls is None and self.password is None:
-            log.warning(
-                "serving %s without TLS or a password: anyone who can reach this address"
-                " can connect and read the traffic (see docs/SECURITY.md)",
-                settings.host,
-            )
 
     async def _listen(self, port: int, tls: ssl.SSLContext | None) -> None:
         loop = asyncio.get_running_loop()
@@ -129,7 +96,7 @@ class ChatServer:
             "listening on %s%s (at most %d clients)",
             addresses,
             " with TLS" if tls else "",
-            self.registry.max_clients,
+            self.context.backend.max_clients,
         )
 
     def _configure_keepalive(self, sock: socket.socket | asyncio.trsock.TransportSocket) -> None:
@@ -162,21 +129,17 @@ class ChatServer:
         if self._all_closed is not None and not self._connections:
             self._all_closed.set()
 
-    def count_refusal(self, reason: str) -> None:
-        """Count a connection or attempt turned away before it got a name."""
-        self.refused[reason] += 1
+    def linger(self, connection: ClientConnection, bound: float) -> None:
+        """A connection is closing gracefully; cut it off if it is still open after
+        ``bound`` seconds (one queue and one timer for all, not a timer each)."""
+        self._lingering[connection] = time.monotonic() + bound
 
-    def count_chat(self, what: str, amount: int = 1) -> None:
-        """Count a chat loss: a slow reader disconnected, messages dropped."""
-        self.chat_losses[what] += amount
+    def unlinger(self, connection: ClientConnection) -> None:
+        """A closing connection is closed after all, or was cut off."""
+        self._lingering.pop(connection, None)
 
-    def linger(self, connection: ClientConnection) -> None:
-        """A connection is closing gracefully; abort it if it is still open after the
-        shutdown timeout (one queue and one timer for all, not a timer each)."""
-        self._lingering[connection] = time.monotonic() + self.settings.shutdown_timeout
-
-    def _housekeeping(self) -> None:
-        """Once a second: cut lingering connections off, forget clients that did not resume."""
+    def cut_off_lingering(self) -> None:
+        """Cut off the connections that have lingered past their bound."""
         now = time.monotonic()
         lingering = self._lingering
         overdue = []
@@ -186,28 +149,16 @@ class ChatServer:
             overdue.append(connection)
         for connection in overdue:
             del lingering[connection]
-            connection.abort(DisconnectReason.SERVER_SHUTDOWN)
-        for name in self.hub.expire(time.time()):
-            log.info("%s did not come back in time", name)
-        self._housekeeper = asyncio.get_running_loop().call_later(1.0, self._housekeeping)
-
-    def set_max_clients(self, value: int) -> None:
-        """Change the client limit while running; new connections see it at once.
-
-        Lowering it disconnects nobody. The caller logs the change (see server/reload.py).
-        """
-        self.registry.max_clients = value
+            connection.lingered()
 
     async def shutdown(self) -> None:
         """Stop accepting, tell every client, wait up to the shutdown timeout, then cut off."""
         for server in self._servers:
             server.close()
-        if self._housekeeper is not None:
-            self._housekeeper.cancel()
         farewell = replies.line(replies.SERVER_SHUTTING_DOWN)
         all_closed = self._all_closed = asyncio.Event()
         for connection in list(self._connections):
-            connection.close(DisconnectReason.SERVER_SHUTDOWN, farewell)
+            connection.shut_down(farewell)
         if not self._connections:
             all_closed.set()
         try:
@@ -221,9 +172,8 @@ class ChatServer:
             self.abort_all()
         for server in self._servers:
             await server.wait_closed()
-        log.info("server stopped")
 
     def abort_all(self) -> None:
         """Drop every connection now, unsent bytes and all (a second Ctrl-C)."""
         for connection in list(self._connections):
-            connection.abort(DisconnectReason.SERVER_SHUTDOWN)
+            connection.cut_off()

@@ -17,7 +17,7 @@ import signal
 import sys
 from collections.abc import Callable
 
-from ackchat.server.listener import ChatServer
+from ackchat.server.assembly import ChatServer
 from ackchat.server.reload import plan_reload
 from ackchat.settings import Loaded, ServerSettings, SettingsError
 
