@@ -47,6 +47,18 @@ def memory_backend(settings: ServerSettings) -> MemoryBackend:
     )
 
 
+def address_policy(settings: ServerSettings) -> AddressPolicy:
+    """The per-address policy the settings describe (allow, deny, limits)."""
+    return AddressPolicy(
+        allow=settings.allow,
+        deny=settings.deny,
+        max_per_address=settings.max_per_address,
+        connect_rate=settings.connect_rate,
+        connect_burst=settings.connect_burst,
+        exempt=settings.limit_exempt,
+    )
+
+
 class ChatServer:
     """An ackchat server: its backend, its listeners and its sessions' shared context."""
 
@@ -63,14 +75,7 @@ class ChatServer:
         self.context = SessionContext(
             settings=settings,
             backend=self.backend,
-            admission=AddressPolicy(
-                allow=settings.allow,
-                deny=settings.deny,
-                max_per_address=settings.max_per_address,
-                connect_rate=settings.connect_rate,
-                connect_burst=settings.connect_burst,
-                exempt=settings.limit_exempt,
-            ),
+            admission=address_policy(settings),
             password=secret.encode() if secret else None,
             counters=self.counters,
             clock=time.monotonic,

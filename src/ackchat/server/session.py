@@ -478,7 +478,8 @@ class ServerSession:
             self._outbox_bytes = 0
             losses = self._context.counters.chat_losses
             losses[ChatLoss.SLOW_READERS] += 1
-            losses[ChatLoss.MESSAGES_DROPPED] += queued
+            # The warning in the queue is the server's, not a message dropped.
+            losses[ChatLoss.MESSAGES_DROPPED] += queued - self._warned_slow
             log.warning("%s reads too slowly: %d messages queued", self._name, queued)
             # Not now: the backend is in the middle of a delivery loop that this would change.
             self._closing = True

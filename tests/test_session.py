@@ -1,0 +1,332 @@
+"""The server session without sockets or real time: a fake connection and a manual clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, cast
+
+import pytest
+
+from ackchat.backend.interface import Backend
+from ackchat.backend.memory import MemoryBackend
+from ackchat.protocol import replies
+from ackchat.records import ChatLoss, DisconnectReason
+from ackchat.server.assembly import address_policy
+from ackchat.server.session import ServerCounters, ServerSession, SessionContext, Timer
+from ackchat.settings import ServerSettings
+from backends import DeferredBackend, ManualClock, memory_backend
+
+SETTINGS = ServerSettings(shutdown_timeout=5.0)
+
+
+@dataclass
+class FakeConnection:
+    """What the session asks of a connection, recorded; timers as due times on the clock."""
+
+    clock: ManualClock
+    sent: bytearray = field(default_factory=bytearray)
+    reading: bool = True
+    closed: bool = False
+    aborted: bool = False
+    unsent: int = 0
+    timers: dict[Timer, float] = field(default_factory=dict)
+
+    def write(self, data: bytes) -> None:
+        self.sent += data
+
+    def write_buffer_size(self) -> int:
+        return self.unsent
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.aborted = True
+
+    def set_timer(self, timer: Timer, delay: float) -> None:
+        self.timers[timer] = self.clock.mono + delay
+
+    def cancel_timer(self, timer: Timer) -> None:
+        self.timers.pop(timer, None)
+
+    def lines(self) -> list[str]:
+        """The lines sent since the last call."""
+        text = self.sent.decode()
+        self.sent.clear()
+        return text.splitlines()
+
+
+class Harness:
+    """One session on a fake connection, with the backend and the clock it shares."""
+
+    def __init__(
+        self,
+        backend: Backend | None = None,
+        *,
+        password: bytes | None = None,
+        clock: ManualClock | None = None,
+        **settings: Any,
+    ) -> None:
+        self.clock = clock or ManualClock()
+        self.settings = replace(SETTINGS, **settings)
+        self.backend = backend or memory_backend(self.clock, max_clients=3)
+        self.counters = ServerCounters()
+        self.context = SessionContext(
+            settings=self.settings,
+            backend=self.backend,
+            admission=address_policy(self.settings),
+            password=password,
+            counters=self.counters,
+            clock=self.clock.monotonic,
+        )
+        self.io = FakeConnection(self.clock)
+        self.session = ServerSession(self.context, self.io, "127.0.0.1", "127.0.0.1:5000")
+        self.session.start()
+
+    def send(self, data: bytes) -> list[str]:
+        """Feed ``data`` to the session; the lines it answered with."""
+        self.session.data_received(data)
+        return self.io.lines()
+
+    def advance(self, seconds: float) -> list[str]:
+        """Move the clock on, firing the timers that fall due in order; the lines sent."""
+        end = self.clock.mono + seconds
+        while True:
+            due = [(at, timer) for timer, at in self.io.timers.items() if at <= end]
+            if not due:
+                break
+            at, timer = min(due, key=lambda entry: entry[0])
+            self.clock.advance(max(at - self.clock.mono, 0.0))
+            del self.io.timers[timer]
+            self.session.timer_due(timer)
+        self.clock.advance(end - self.clock.mono)
+        return self.io.lines()
+
+    def reasons(self) -> dict[str, DisconnectReason | None]:
+        """Each session's reason for leaving, by name, from the memory backend's cache."""
+        memory = cast(MemoryBackend, self.backend)
+        return {record.name: record.reason for record in memory.snapshot(None).sessions}
+
+
+def greeted(harness: Harness) -> Harness:
+    lines = harness.io.lines()
+    assert lines[0] == "Welcome! You are Client01."
+    return harness
+
+
+def test_a_session_is_greeted_acknowledged_and_says_goodbye() -> None:
+    harness = greeted(Harness())
+    assert harness.send(b"Hello, Server!\nsecond\n") == ["Hello, Server! ACK", "second ACK"]
+    assert harness.send(b"exit\nignored\n") == ["Goodbye, Client01."]
+    assert harness.io.closed
+    assert harness.reasons() == {"Client01": DisconnectReason.EXIT}
+
+
+def test_a_closing_connection_is_cut_off_after_the_linger_bound() -> None:
+    harness = greeted(Harness(shutdown_timeout=5.0))
+    harness.send(b"exit\n")
+    assert Timer.LINGER in harness.io.timers
+    harness.advance(4.9)
+    assert not harness.io.aborted
+    harness.advance(0.2)
+    assert harness.io.aborted
+
+
+def test_a_peer_that_closes_in_time_is_not_cut_off() -> None:
+    harness = greeted(Harness(shutdown_timeout=5.0))
+    harness.send(b"exit\n")
+    harness.session.connection_lost(None)
+    assert Timer.LINGER not in harness.io.timers
+    harness.advance(10.0)
+    assert not harness.io.aborted
+
+
+def test_the_idle_timeout_counts_from_the_last_input() -> None:
+    harness = greeted(Harness(idle_timeout=5.0))
+    harness.advance(3.0)
+    assert harness.send(b"still here\n") == ["still here ACK"]
+    assert harness.advance(4.0) == []
+    assert harness.advance(1.5) == ["Idle timeout: no input for 5 seconds. Goodbye."]
+    assert harness.io.closed
+    assert harness.reasons() == {"Client01": DisconnectReason.IDLE_TIMEOUT}
+
+
+def test_a_line_must_end_within_the_line_timeout() -> None:
+    harness = greeted(Harness(line_timeout=30.0))
+    assert harness.send(b"a slow li") == []
+    harness.advance(20.0)
+    assert harness.send(b"ne\nand another sta") == ["a slow line ACK"]
+    # The new unfinished line started at 20 s: it has until 50 s.
+    assert harness.advance(29.0) == []
+    assert harness.advance(2.0) == ["Line timeout: a line must end within 30 seconds. Goodbye."]
+    assert harness.reasons() == {"Client01": DisconnectReason.LINE_TIMEOUT}
+
+
+def test_an_unauthenticated_client_times_out_without_a_session() -> None:
+    harness = Harness(password=b"pw", auth_timeout=30.0)
+    assert harness.io.lines() == [replies.AUTH_REQUIRED]
+    assert harness.advance(29.0) == []
+    assert harness.advance(2.0) == [replies.AUTH_TIMEOUT]
+    assert harness.io.closed
+    assert harness.reasons() == {}
+
+
+def test_a_wrong_password_is_answered_after_a_growing_delay_and_lines_wait() -> None:
+    harness = Harness(password=b"pw", auth_delay=1.0, auth_attempts=3)
+    harness.io.lines()
+    assert harness.send(b"auth nope\nhello\n") == []
+    assert not harness.io.reading
+    assert harness.advance(0.9) == []
+    assert harness.advance(0.2) == [
+        "ERROR wrong password (attempt 1 of 3).",
+        replies.AUTH_FIRST,
+    ]
+    assert harness.io.reading
+    assert harness.send(b"auth wrong\n") == []
+    assert harness.advance(1.9) == []
+    assert harness.advance(0.2) == ["ERROR wrong password (attempt 2 of 3)."]
+    assert harness.send(b"auth pw\n")[0] == "Welcome! You are Client01."
+    assert harness.counters.refused == {"wrong passwords": 2}
+
+
+def test_a_slow_reader_is_warned_then_cut_off_when_its_queue_is_full() -> None:
+    harness = greeted(Harness(queue_warn=3, queue_limit=5))
+    harness.session.pause_writing()
+    for number in range(3):
+        harness.session.deliver(f"m{number}\n".encode())
+    assert harness.io.lines() == []
+    harness.session.resume_writing()
+    assert harness.io.lines() == [
+        "WARNING you are reading slowly: 3 messages wait for you; at 5 you will be disconnected.",
+        "m0",
+        "m1",
+        "m2",
+    ]
+    harness.session.pause_writing()
+    for number in range(5):
+        harness.session.deliver(f"n{number}\n".encode())
+    # Cut off after the delivery loop, not inside it.
+    assert not harness.io.aborted
+    harness.advance(0.0)
+    assert harness.io.aborted
+    assert harness.reasons() == {"Client01": DisconnectReason.SLOW_CONSUMER}
+    assert harness.counters.chat_losses == {
+        ChatLoss.SLOW_READERS: 1,
+        ChatLoss.MESSAGES_DROPPED: 5,
+    }
+
+
+def test_a_client_that_does_not_read_its_replies_is_cut_off_at_the_output_cap() -> None:
+    harness = greeted(Harness(max_output_bytes=1000))
+    harness.session.pause_writing()
+    harness.io.unsent = 900
+    harness.send(b"fine\n")
+    assert not harness.io.aborted
+    harness.io.unsent = 1001
+    harness.send(b"one too many\n")
+    assert harness.io.aborted
+    assert harness.reasons() == {"Client01": DisconnectReason.SLOW_CONSUMER}
+
+
+def test_lines_over_the_rate_are_refused_then_the_client_is_cut_off() -> None:
+    harness = greeted(Harness(rate_limit=1.0, rate_burst=2, rate_strikes=2))
+    assert harness.send(b"a\nb\nc\n") == [
+        "a ACK",
+        "b ACK",
+        "ERROR rate limit: over 1 lines per second; the line was discarded.",
+    ]
+    harness.advance(1.0)
+    assert harness.send(b"d\ne\n") == [
+        "d ACK",
+        replies.RATE_LIMITED_GOODBYE,
+    ]
+    assert harness.reasons() == {"Client01": DisconnectReason.RATE_LIMITED}
+
+
+def test_a_long_reply_is_written_in_pieces_at_the_readers_pace() -> None:
+    clock = ManualClock()
+    backend = memory_backend(clock, max_clients=3, history_limit=500)
+    for number in range(200):
+        admitted = backend.admit(f"192.0.2.1:{number}", _Nobody())
+        assert admitted is not None
+        backend.depart(admitted.record.name, DisconnectReason.EXIT, hold=False)
+    harness = Harness(backend, clock=clock)
+    harness.io.lines()
+    first = harness.send(b"status all\nafter\n")
+    assert len(first) == 64
+    assert not harness.io.reading
+    harness.session.pause_writing()
+    assert harness.advance(0.0) == []
+    harness.session.resume_writing()
+    rest = harness.advance(0.0)
+    assert rest[-2:] == [".", "after ACK"]
+    assert len(first) + len(rest) == 1 + 201 + 1 + 1
+    assert harness.io.reading
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (None, DisconnectReason.CLOSED_BY_PEER),
+        (ConnectionResetError(), DisconnectReason.RESET),
+        (OSError("broken"), DisconnectReason.CONNECTION_ERROR),
+    ],
+)
+def test_how_the_connection_was_lost_is_the_reason(
+    error: Exception | None, reason: DisconnectReason
+) -> None:
+    harness = greeted(Harness())
+    harness.session.connection_lost(error)
+    assert harness.reasons() == {"Client01": reason}
+
+
+def test_a_session_parks_on_later_answers_and_keeps_the_order() -> None:
+    clock = ManualClock()
+    deferred = DeferredBackend(memory_backend(clock))
+    harness = Harness(cast(Backend, deferred), clock=clock)
+    assert harness.io.lines() == []
+    assert not harness.io.reading
+    assert deferred.settle() == 1
+    assert harness.io.lines()[0] == "Welcome! You are Client01."
+    assert harness.io.reading
+    assert harness.send(b"/join dev\nhello\n") == []
+    assert not harness.io.reading
+    deferred.settle()
+    assert harness.io.lines() == ["joined #dev: 1 member", ".", "hello ACK"]
+    assert harness.io.reading
+
+
+def test_an_unavailable_backend_gets_its_own_reply_lines() -> None:
+    clock = ManualClock()
+    deferred = DeferredBackend(memory_backend(clock))
+    refused = Harness(cast(Backend, deferred), clock=clock)
+    deferred.fail()
+    assert refused.io.lines() == [replies.SERVER_UNAVAILABLE]
+    assert refused.io.closed
+
+    harness = Harness(cast(Backend, deferred), clock=clock)
+    deferred.settle()
+    harness.io.lines()
+    assert harness.send(b"who\nhello\n") == []
+    deferred.fail()
+    assert harness.io.lines() == [replies.BACKEND_UNAVAILABLE, "hello ACK"]
+    assert not harness.io.closed
+
+
+def test_a_refused_address_is_told_why_and_never_named() -> None:
+    harness = Harness(deny=("127.0.0.0/8",))
+    assert harness.io.lines() == ["Connection refused: address not allowed. Try again later."]
+    assert harness.io.closed
+    assert harness.session.name is None
+    assert harness.counters.refused == {"address not allowed": 1}
+
+
+class _Nobody:
+    def deliver(self, data: bytes) -> None:
+        """Nothing reads it."""
