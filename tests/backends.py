@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ackchat.backend.interface import BackendUnavailable
+from ackchat.backend.interface import BackendUnavailableError
 from ackchat.backend.memory import MemoryBackend
 from ackchat.backend.pending import Pending
 
@@ -87,6 +87,6 @@ class DeferredBackend:
         failed = 0
         while self.waiting:
             pending, _ = self.waiting.pop(0)
-            pending.set_exception(BackendUnavailable("the backend is unreachable"))
+            pending.set_exception(BackendUnavailableError("the backend is unreachable"))
             failed += 1
         return failed

@@ -13,11 +13,14 @@ from ackchat.bench.stats import (
     Measurement,
     ReplyRule,
     format_markdown_table,
+    format_summary,
     format_table,
     median,
     merge_measurements,
+    numeric_columns,
     percentile,
     summarize,
+    summary_notes,
     summary_rows,
 )
 
@@ -141,14 +144,32 @@ def test_summary_holds_percentiles_and_saturation() -> None:
     assert summary["latency_max_us"] == 100
     assert summary["saturated"] is False
     assert "status_p50_us" not in summary
-    assert not any(label == "note" for label, _ in summary_rows(summary))
+    assert summary_notes(summary) == []
 
 
-def test_summary_rows_warn_when_the_generator_saturated() -> None:
+def test_summary_notes_warn_when_the_generator_saturated() -> None:
     measurement = Measurement("echo", connections=1, seconds=1.0, max_process_cpu=0.95)
-    rows = summary_rows(summarize(measurement))
-    assert ("saturated", "yes") in rows
-    assert any(label == "note" and "bottleneck" in text for label, text in rows)
+    summary = summarize(measurement)
+    assert ("saturated", "yes") in summary_rows(summary)
+    assert any("bottleneck" in note for note in summary_notes(summary))
+
+
+def test_summary_puts_error_samples_below_the_table_not_in_a_column() -> None:
+    long_sample = "expected b'c0m0-xxxxxxxxxxx ACK', got b'" + "y" * 150 + "'"
+    measurement = Measurement(
+        "echo", connections=1, replies=1000, errors=2, seconds=1.0, max_process_cpu=0.95
+    )
+    measurement.error_samples = [long_sample, "the server closed the connection"]
+    lines = format_summary(summarize(measurement)).splitlines()
+    table = lines[: lines.index("")]
+    below = lines[lines.index("") + 1 :]
+    assert all(len(line) < 40 for line in table), table
+    assert "replies                    1,000" in table
+    assert below == [
+        f"error: {long_sample}",
+        "error: the server closed the connection",
+        "note: the load generator used a whole core: it may be the bottleneck.",
+    ]
 
 
 def test_exact_rule_wants_the_request_and_suffix() -> None:
@@ -183,8 +204,43 @@ def test_tables_reject_rows_of_the_wrong_width() -> None:
         format_markdown_table(("a", "b"), [("1", "2", "3")])
 
 
-def test_markdown_table() -> None:
-    assert format_markdown_table(("a", "b"), [("1", "2")]) == "| a | b |\n|---|---|\n| 1 | 2 |"
+# Cells as compare.py shows them: median (min-max), * for a saturated generator, - unmeasured.
+COMPARE_HEADERS = ("figure", "unit", "ackchat", "redis-server", "ackchat/redis")
+COMPARE_ROWS = [
+    ("echo 50 / 16", "replies/s", "1,222.5k (1,104.3k-1,230.4k)*", "834.1k", "1.37 (1.32-1.47)"),
+    ("idle: memory per connection", "KB", "2.52", "-", "0.27"),
+    ("p99 at 50 / 1", "µs", "1,000 (968-1,088)*", "1,024", "0.98x"),
+]
+
+
+def test_numeric_columns_are_those_of_numbers_and_unmeasured_cells() -> None:
+    assert numeric_columns(COMPARE_HEADERS, COMPARE_ROWS) == [False, False, True, True, True]
+    assert numeric_columns(("figure", "value"), [("rate", "1.5"), ("scenario", "echo")]) == [
+        False,
+        False,
+    ]
+    assert numeric_columns(("a",), [("-",)]) == [False]
+
+
+def test_table_right_aligns_columns_of_figures_with_ranges_and_units() -> None:
+    assert format_table(COMPARE_HEADERS, COMPARE_ROWS).splitlines() == [
+        "figure                       unit                             ackchat"
+        "  redis-server     ackchat/redis",
+        "---------------------------  ---------  -----------------------------"
+        "  ------------  ----------------",
+        "echo 50 / 16                 replies/s  1,222.5k (1,104.3k-1,230.4k)*"
+        "        834.1k  1.37 (1.32-1.47)",
+        "idle: memory per connection  KB                                  2.52"
+        "             -              0.27",
+        "p99 at 50 / 1                µs                    1,000 (968-1,088)*"
+        "         1,024             0.98x",
+    ]
+
+
+def test_markdown_table_right_aligns_columns_of_numbers() -> None:
+    assert format_markdown_table(("a", "b"), [("x", "2")]) == "| a | b |\n|---|---:|\n| x | 2 |"
+    rule = format_markdown_table(COMPARE_HEADERS, COMPARE_ROWS).splitlines()[1]
+    assert rule == "|---|---|---:|---:|---:|"
 
 
 class FakeTransport:

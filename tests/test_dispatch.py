@@ -6,7 +6,7 @@ from typing import cast
 
 import pytest
 
-from ackchat.backend.interface import Backend, BackendUnavailable
+from ackchat.backend.interface import Backend, BackendUnavailableError
 from ackchat.backend.memory import MemoryBackend
 from ackchat.backend.pending import Pending
 from ackchat.chat.dispatch import Answer, answer
@@ -97,7 +97,7 @@ def test_an_unavailable_backend_passes_on_to_the_session() -> None:
     done = answer(cast(Backend, deferred), "alice", Who(), b"who", Inbox())
     assert isinstance(done, Pending)
     deferred.fail()
-    with pytest.raises(BackendUnavailable):
+    with pytest.raises(BackendUnavailableError):
         done.result()
 
 

@@ -9,8 +9,8 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from ackchat import __version__
-from ackchat.bench.cli import DESCRIPTION as BENCH_DESCRIPTION
-from ackchat.bench.cli import add_bench_arguments, run_bench
+from ackchat.bench.options import DESCRIPTION as BENCH_DESCRIPTION
+from ackchat.bench.options import add_bench_arguments
 from ackchat.client.errors import EXIT_INTERRUPTED, EXIT_USAGE
 from ackchat.settings import (
     CONFIG_ENV,
@@ -75,6 +75,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         if arguments.command == "serve":
             return _serve(arguments, environment)
         if arguments.command == "bench":
+            from ackchat.bench.cli import run_bench
+
             return run_bench(arguments, environment)
         return _connect(arguments, environment)
     except SettingsError as error:

@@ -6,7 +6,7 @@ can tell them from bugs. Each package has its own below it:
 - ``SettingsError`` (ackchat.settings): a setting cannot be used; exit code 2.
 - ``TlsSetupError`` (ackchat.tls): TLS cannot be set up from the files given.
 - ``ChatError`` (ackchat.chat.hub): a chat command cannot be done; an ``ERROR`` reply.
-- ``BackendUnavailable`` (ackchat.backend.interface): the shared state cannot be
+- ``BackendUnavailableError`` (ackchat.backend.interface): the shared state cannot be
   reached now; a "try again later" reply.
 - ``BenchFailedError`` (ackchat.bench.runner): a benchmark could not run.
 - ``ClientError`` (ackchat.client.errors): the client stops, with an exit code.

@@ -8,6 +8,7 @@ it trusts the backend to have checked a new name, so names have one authority.
 from __future__ import annotations
 
 from collections import deque
+
 from ackchat.records import DisconnectReason, SessionRecord, StatusSnapshot
 
 

@@ -10,7 +10,7 @@ Each operation returns its answer at once or as a :class:`~ackchat.backend.pendi
 that is settled later; a session parks on a pending answer and goes on when it is
 settled. A plain line's ``ACK`` never asks the backend. Chat operations that cannot be
 done raise (or settle with) :class:`~ackchat.chat.hub.ChatError`; when the shared state
-cannot be reached they raise (or settle with) :class:`BackendUnavailable`.
+cannot be reached they raise (or settle with) :class:`BackendUnavailableError`.
 
 The backend reads the time from the :class:`Clock` it is built with: wall-clock time
 for what is shown, monotonic time for every deadline.
@@ -27,7 +27,7 @@ from ackchat.errors import AckchatError
 from ackchat.records import DisconnectReason, SessionRecord, StatusSnapshot
 
 
-class BackendUnavailable(AckchatError):
+class BackendUnavailableError(AckchatError):
     """The shared state cannot be reached now; the client is told to try again later."""
 
 
@@ -53,7 +53,7 @@ class Backend(Protocol):
     """What every backend provides; ``tests/test_backend_contract.py`` holds it to it."""
 
     async def start(self) -> None:
-        """Get ready to answer (connect, load scripts); raises BackendUnavailable if it cannot."""
+        """Get ready to answer (connect, load scripts); raises BackendUnavailableError if not."""
 
     async def close(self) -> None:
         """Release what :meth:`start` took; the backend answers nothing after this."""

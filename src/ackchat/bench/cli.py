@@ -1,4 +1,20 @@
-"""``ackchat bench``: its command line, and the report it prints."""
+"""``ackchat bench``: run the load its options describe, and print the report.
+
+Exit codes (the same numbers as ``ackchat connect`` where the cause is the same):
+
+- ``EXIT_OK`` (0): the run ended and every reply was right.
+- ``EXIT_ERROR`` (1): wrong or missing replies, lost or reordered fanout messages, or the
+  server did not answer as the scenario expects (another protocol, closed connections).
+- ``EXIT_USAGE`` (2): bad options, or options that cannot make a run together.
+- ``EXIT_CONNECT_FAILED`` (3): the server cannot be reached: refused (by the system or the
+  server's address policy), unknown host, or no connection or greeting in time.
+- ``EXIT_SERVER_FULL`` (4): the server could not hold the connections the run needs.
+- ``EXIT_SERVER_CLOSED`` (5): the server closed connections before greeting them (it is
+  shutting down, or cannot reach its shared state).
+- ``EXIT_AUTH_FAILED`` (6): the server asks for a password, which the load generator
+  cannot give.
+- ``EXIT_INTERRUPTED`` (130): Ctrl-C.
+"""
 
 from __future__ import annotations
 
@@ -7,40 +23,13 @@ import json
 import sys
 from collections.abc import Mapping
 
+from ackchat.bench.client import CLOSED, CLOSED_HINT
 from ackchat.bench.runner import BenchFailedError, progress_stream, run_bench_options
 from ackchat.bench.scenarios import FANOUT_RECEIVERS, BenchOptions
-from ackchat.bench.stats import failed_checks, format_table, summarize, summary_rows
-from ackchat.settings import BenchSettings, add_arguments, config_path, given_flags, resolve
-
-EXIT_OK = 0
-EXIT_ERRORS = 1
-
-DESCRIPTION = """\
-Load an ackchat server (or any line echo server) and report replies/s, round-trip
-latency (p50, p90, p99, max) and this generator's own CPU use.
-
-scenarios:
-  echo     N connections, K requests in flight each; every reply is checked
-  connect  N clients in parallel repeating connect, greeting, exit, close; cycles/s
-  idle     hold N idle clients; with --server-pid, server memory per connection
-  status   'status all' time over a cache filled with --cache-fill clients, then the
-           echo latency of N clients while --status-clients loop on 'status all'
-  fanout   one sender and N receivers (default 1,000) in --room; the sender keeps K
-           '/say' messages in flight (at most --rate a second); each receiver checks it
-           gets every message in order and times it from the send (time.monotonic_ns);
-           deliveries/s = messages x receivers received per second; the server needs
-           --max-clients above N + 1
-
-Against redis-server: --line-protocol --request PING --expect +PONG (--quit QUIT for
-the connect scenario).
-"""
-
-
-def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the options of ``ackchat bench`` to ``parser`` (flag, env, ``[bench]`` table)."""
-    parser.description = DESCRIPTION
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    add_arguments(parser, BenchSettings)
+from ackchat.bench.stats import failed_checks, format_summary, summarize
+from ackchat.client.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK
+from ackchat.protocol.replies import GREETING_PREFIX
+from ackchat.settings import BenchSettings, config_path, given_flags, resolve
 
 
 def options_from(settings: BenchSettings) -> BenchOptions:
@@ -73,27 +62,46 @@ def options_from(settings: BenchSettings) -> BenchOptions:
     )
 
 
+def errors_sentence(summary: Mapping[str, object], line_protocol: bool) -> str:
+    """What to tell the user about a run with wrong replies, with a hint at the cause."""
+    errors = summary.get("errors", 0)
+    samples = summary.get("error_samples", [])
+    text = " ".join(str(sample) for sample in samples) if isinstance(samples, list) else ""
+    if line_protocol and GREETING_PREFIX in text:
+        hint = "the server greets its clients as ackchat does: leave out --line-protocol."
+    elif CLOSED in text:
+        hint = f"the server closed connections: {CLOSED_HINT}"
+    else:
+        hint = "is it the server you meant, and do --request and --expect fit it?"
+    return f"{errors:,} replies were wrong or did not come (the first are listed); {hint}"
+
+
 def run_bench(arguments: argparse.Namespace, env: Mapping[str, str]) -> int:
-    """Run ``ackchat bench``; exit code 1 if any reply was wrong or the run failed."""
+    """Run ``ackchat bench``; returns one of the exit codes in this module's docstring."""
     settings = resolve(
         BenchSettings, given_flags(arguments, BenchSettings), env, config_path(arguments, env)
     )
     options = options_from(settings)
     try:
         measurement = run_bench_options(options, progress_stream())
-    except (BenchFailedError, ValueError) as error:
+    except BenchFailedError as error:
         print(f"ackchat bench: {error}", file=sys.stderr)
-        return EXIT_ERRORS
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("ackchat bench: interrupted.", file=sys.stderr)
+        return EXIT_INTERRUPTED
     summary = summarize(measurement)
     summary["pipeline"] = options.pipeline
     if settings.json:
         print(json.dumps(summary, indent=2))
     else:
-        print(format_table(("figure", "value"), summary_rows(summary)))
+        print(format_summary(summary))
     problems = failed_checks(summary)
+    if measurement.errors:
+        problems.insert(0, errors_sentence(summary, options.line_protocol))
     for problem in problems:
         print(f"ackchat bench: {problem}", file=sys.stderr)
-    return EXIT_ERRORS if measurement.errors or problems else EXIT_OK
+    return EXIT_ERROR if problems else EXIT_OK
 
 
 def main() -> int:

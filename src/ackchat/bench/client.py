@@ -9,14 +9,33 @@ status, idle clients), where clarity matters more than a few microseconds.
 from __future__ import annotations
 
 import asyncio
+import errno
 import time
 from collections import deque
-from collections.abc import Sequence
-from typing import cast
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar, cast
 
 from ackchat.bench.stats import LatencyHistogram, ReplyRule
+from ackchat.client.errors import (
+    EXIT_AUTH_FAILED,
+    EXIT_CONNECT_FAILED,
+    EXIT_ERROR,
+    EXIT_SERVER_CLOSED,
+    EXIT_SERVER_FULL,
+)
+from ackchat.client.session import connect_error
 from ackchat.protocol.framing import LineFramer, LineTooLong
-from ackchat.protocol.replies import END_OF_BLOCK, GREETING_PREFIX, SERVER_FULL
+from ackchat.protocol.replies import (
+    AUTH_REQUIRED,
+    END_OF_BLOCK,
+    GREETING_PREFIX,
+    REFUSED_PREFIX,
+    SERVER_FULL,
+    SERVER_SHUTTING_DOWN,
+    SERVER_UNAVAILABLE,
+    host_port,
+)
+from ackchat.settings import ClientSettings
 
 # Replies and status lines are short; anything longer is an error of the server.
 MAX_REPLY_BYTES = 1 << 20
@@ -24,10 +43,101 @@ MAX_REPLY_BYTES = 1 << 20
 FLUSH_SAMPLES = 4096
 # How many mismatched replies are kept to show the reader.
 KEPT_ERRORS = 5
+# Seconds to connect, and again to be greeted: the client's default, so both give up alike.
+CONNECT_TIMEOUT = ClientSettings().connect_timeout
+GREETING = GREETING_PREFIX.encode()
+FULL = SERVER_FULL.encode()
+END = END_OF_BLOCK.encode()
+LINE_PROTOCOL_HINT = (
+    "for a server that sends no greeting (a line echo server, redis-server) use --line-protocol"
+)
+CLOSED = "the server closed the connection"
+CLOSED_BEFORE_GREETING = f"{CLOSED} without a greeting."
+CLOSED_HINT = "did it stop, or cut clients off for a limit?"
+NO_PASSWORD = (
+    "the server asks for a password, which ackchat bench cannot give;"
+    " measure a server started without --password."
+)
+
+P = TypeVar("P", bound=asyncio.Protocol)
+T = TypeVar("T")
 
 
 class BenchError(Exception):
-    """The server did not behave as the scenario expects (refused, full, closed early)."""
+    """The server did not behave as the scenario expects: one sentence, and the exit code."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class ServerFullError(BenchError):
+    """The server said it is full; ``admitted`` of this process's connections were open then."""
+
+    def __init__(self, admitted: int = 0) -> None:
+        super().__init__("the server is full", EXIT_SERVER_FULL)
+        self.admitted = admitted
+
+
+def closed_early(exc: Exception | None) -> str:
+    """The sentence for a connection the server closed (``exc``: how) before the run ended."""
+    how = "end of stream"
+    if isinstance(exc, OSError) and exc.strerror:
+        how = exc.strerror.lower()
+    return f"{CLOSED} ({how}); {CLOSED_HINT}"
+
+
+def first_line_error(line: bytes | LineTooLong) -> BenchError | None:
+    """None if ``line`` opens an ackchat greeting; otherwise why the server did not greet."""
+    if type(line) is not bytes:
+        return BenchError(f"the server's first line is over-long; {LINE_PROTOCOL_HINT}.")
+    if line.startswith(GREETING):
+        return None
+    if line == FULL:
+        return ServerFullError()
+    text = line.decode(errors="replace")
+    if text.startswith(REFUSED_PREFIX):
+        return BenchError(text, EXIT_CONNECT_FAILED)
+    if text == AUTH_REQUIRED:
+        return BenchError(NO_PASSWORD, EXIT_AUTH_FAILED)
+    if text == SERVER_SHUTTING_DOWN:
+        return BenchError("the server is shutting down.", EXIT_SERVER_CLOSED)
+    if text == SERVER_UNAVAILABLE:
+        return BenchError(text, EXIT_SERVER_CLOSED)
+    return BenchError(
+        f"the server does not greet as ackchat does (its first line: {text!r});"
+        f" {LINE_PROTOCOL_HINT}."
+    )
+
+
+async def open_connection(factory: Callable[[], P], host: str, port: int) -> P:
+    """Connect within ``CONNECT_TIMEOUT``; a failure says what ``ackchat connect`` says."""
+    loop = asyncio.get_running_loop()
+    try:
+        _, protocol = await asyncio.wait_for(
+            loop.create_connection(factory, host, port), CONNECT_TIMEOUT
+        )
+    except OSError as error:
+        if error.errno == errno.EMFILE:
+            raise BenchError(
+                "too many open files in one load generator process;"
+                " use fewer --connections or more --workers, or raise ulimit -n."
+            ) from None
+        failure = connect_error(error, host_port(host, port), CONNECT_TIMEOUT, None)
+        raise BenchError(str(failure), failure.exit_code) from None
+    return protocol
+
+
+async def greeted_in_time(greeting: Awaitable[T], host: str, port: int) -> T:
+    """Await the greeting (or what follows it) within ``CONNECT_TIMEOUT``."""
+    try:
+        return await asyncio.wait_for(greeting, CONNECT_TIMEOUT)
+    except TimeoutError:
+        raise BenchError(
+            f"{host_port(host, port)} accepted the connection but sent no greeting within"
+            f" {CONNECT_TIMEOUT:g} seconds; {LINE_PROTOCOL_HINT}.",
+            EXIT_CONNECT_FAILED,
+        ) from None
 
 
 class Tally:
@@ -85,6 +195,7 @@ class EchoConnection(asyncio.Protocol):
         self._suffix = rule.suffix
         self._pipeline = pipeline
         self._in_greeting = greeting
+        self._greeted = False
         self._framer = LineFramer(MAX_REPLY_BYTES)
         self._sent_at: deque[int] = deque()
         self._next_request = 0
@@ -150,23 +261,31 @@ class EchoConnection(asyncio.Protocol):
             self.drained.set_result(None)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        error = BenchError(f"the server closed the connection ({exc or 'end of stream'})")
+        if self._in_greeting:
+            error = BenchError(CLOSED_BEFORE_GREETING, EXIT_SERVER_CLOSED)
+        else:
+            error = BenchError(closed_early(exc))
         if self._sent_at or self._tally.sending:
             # A connection lost under load ends the run: its figures would be wrong.
             self._tally.error(str(error))
             self._tally.finish()
-        for future in (self.ready, self.drained):
-            if not future.done():
-                future.set_exception(error)
+        if not self.ready.done():
+            self.ready.set_exception(error)
+        elif self.ready.exception() is None and not self.drained.done():
+            # Only a connection that got ready is drained: nothing waits on the others.
+            self.drained.set_exception(error)
 
     def _greeting(self, lines: Sequence[bytes | LineTooLong]) -> Sequence[bytes | LineTooLong]:
-        """Skip the greeting block; return the lines after it."""
+        """Check and skip the greeting block; return the lines after it."""
         for position, line in enumerate(lines):
-            if line == SERVER_FULL.encode():
-                self.ready.set_exception(BenchError("the server is full"))
-                self._in_greeting = False
-                return []
-            if line == END_OF_BLOCK.encode():
+            if not self._greeted:
+                self._greeted = True
+                error = first_line_error(line)
+                if error is not None:
+                    self.ready.set_exception(error)
+                    self._in_greeting = False
+                    return []
+            elif line == END:
                 self._in_greeting = False
                 self.ready.set_result(None)
                 return lines[position + 1 :]
@@ -201,9 +320,7 @@ class ScriptConnection(asyncio.Protocol):
     @classmethod
     async def open(cls, host: str, port: int) -> ScriptConnection:
         """Connect to ``host:port``."""
-        loop = asyncio.get_running_loop()
-        _, protocol = await loop.create_connection(cls, host, port)
-        return protocol
+        return await open_connection(cls, host, port)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
@@ -235,12 +352,9 @@ class ScriptConnection(asyncio.Protocol):
 
     async def read_line(self) -> bytes:
         """The next line; raises :class:`BenchError` at the end of the stream."""
-        while not self._lines:
-            if self._ended:
-                raise BenchError("the server closed the connection")
-            self._waiter = asyncio.get_running_loop().create_future()
-            await self._waiter
-        line = self._lines.popleft()
+        line = await self._next()
+        if line is None:
+            raise BenchError(closed_early(None))
         if type(line) is not bytes:
             raise BenchError("the server sent an over-long line")
         return line
@@ -248,21 +362,30 @@ class ScriptConnection(asyncio.Protocol):
     async def read_block(self) -> list[bytes]:
         """The lines of a multi-line reply, up to and without its end marker."""
         lines: list[bytes] = []
-        end = END_OF_BLOCK.encode()
-        while (line := await self.read_line()) != end:
+        while (line := await self.read_line()) != END:
             lines.append(line)
         return lines
 
     async def greeting(self) -> bytes:
-        """Read the greeting block; returns its first line, or raises if the server is full."""
-        first = await self.read_line()
-        if first == SERVER_FULL.encode():
-            raise BenchError("the server is full")
-        if not first.startswith(GREETING_PREFIX.encode()):
-            raise BenchError(f"unexpected greeting {first!r}")
-        while await self.read_line() != END_OF_BLOCK.encode():
+        """Read the greeting block; returns its first line, or raises why there is none."""
+        first = await self._next()
+        if first is None:
+            raise BenchError(CLOSED_BEFORE_GREETING, EXIT_SERVER_CLOSED)
+        error = first_line_error(first)
+        if error is not None:
+            raise error
+        while await self.read_line() != END:
             pass
-        return first
+        return cast(bytes, first)
+
+    async def _next(self) -> bytes | LineTooLong | None:
+        """The next line as framed, or None at the end of the stream."""
+        while not self._lines:
+            if self._ended:
+                return None
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+        return self._lines.popleft()
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():

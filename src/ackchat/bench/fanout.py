@@ -25,14 +25,23 @@ from ackchat.bench.chatlines import (
     parse_event,
     parse_message,
 )
-from ackchat.bench.client import FLUSH_SAMPLES, MAX_REPLY_BYTES, BenchError, Tally
+from ackchat.bench.client import (
+    CLOSED_BEFORE_GREETING,
+    END,
+    FLUSH_SAMPLES,
+    MAX_REPLY_BYTES,
+    BenchError,
+    Tally,
+    closed_early,
+    first_line_error,
+)
+from ackchat.client.errors import EXIT_SERVER_CLOSED
 from ackchat.protocol.framing import LineFramer, LineTooLong
-from ackchat.protocol.replies import END_OF_BLOCK, SERVER_FULL
+from ackchat.protocol.replies import ERROR_PREFIX
 
 ACK = b" ACK"
 WARNING = b"WARNING "
-END = END_OF_BLOCK.encode()
-FULL = SERVER_FULL.encode()
+ERROR = ERROR_PREFIX.encode()
 
 
 class RoomConnection(asyncio.Protocol):
@@ -42,7 +51,7 @@ class RoomConnection(asyncio.Protocol):
         self._tally = tally
         self._room = room
         self._framer = LineFramer(MAX_REPLY_BYTES)
-        self._phase = "greeting"
+        self._phase = "first line"
         self._transport: asyncio.Transport | None = None
         loop = asyncio.get_running_loop()
         self.joined: asyncio.Future[None] = loop.create_future()
@@ -71,8 +80,16 @@ class RoomConnection(asyncio.Protocol):
         if not self.joined.done():
             self.joined.set_exception(error)
 
+    @property
+    def live_now(self) -> bool:
+        """Whether it joined the room: only then does anything wait on its later futures."""
+        return self._phase == "live"
+
     def connection_lost(self, exc: Exception | None) -> None:
-        self.lost(BenchError(f"the server closed the connection ({exc or 'end of stream'})"))
+        if self._phase in ("first line", "greeting"):
+            self.lost(BenchError(CLOSED_BEFORE_GREETING, EXIT_SERVER_CLOSED))
+        else:
+            self.lost(BenchError(closed_early(exc)))
 
     def _write(self, line: bytes) -> None:
         assert self._transport is not None
@@ -81,16 +98,22 @@ class RoomConnection(asyncio.Protocol):
     def _setup(self, lines: Sequence[bytes | LineTooLong]) -> Sequence[bytes | LineTooLong]:
         """Skip the greeting block, send ``/join``, skip its reply; return the lines after."""
         for position, line in enumerate(lines):
-            if self._phase == "greeting":
-                if line == FULL:
-                    self.joined.set_exception(BenchError("the server is full"))
+            if self._phase == "first line":
+                error = first_line_error(line)
+                if error is not None:
+                    self.joined.set_exception(error)
                     self._phase = "failed"
-                elif line == END:
+                    return []
+                self._phase = "greeting"
+            elif self._phase == "greeting":
+                if line == END:
                     self._phase = "joining"
                     self._write(b"/join " + self._room)
             elif self._phase == "joining":
-                if type(line) is bytes and line.startswith(b"ERROR"):
-                    self.joined.set_exception(BenchError(f"/join refused: {line!r}"))
+                if type(line) is bytes and line.startswith(ERROR):
+                    reason = line.removeprefix(ERROR).decode(errors="replace")
+                    refused = f"the server refused /join {self._room.decode()}: {reason}"
+                    self.joined.set_exception(BenchError(refused))
                     self._phase = "failed"
                 elif line == END:
                     # The block held the room's recent messages: earlier runs, not ours.
@@ -154,7 +177,7 @@ class FanoutReceiver(RoomConnection):
 
     def lost(self, error: BenchError) -> None:
         super().lost(error)
-        if not self.done.done():
+        if self.live_now and not self.done.done():
             self._tally.error(str(error))
             self.done.set_exception(error)
 
@@ -217,7 +240,7 @@ class FanoutSender(RoomConnection):
         super().lost(error)
         if self._timer is not None:
             self._timer.cancel()
-        if not self.finished.done():
+        if self.live_now and not self.finished.done():
             self._tally.error(str(error))
             self._tally.finish()
             self.finished.set_exception(error)

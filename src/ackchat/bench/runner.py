@@ -2,7 +2,8 @@
 
 Each worker is one process with its own event loop and its share of the connections;
 the workers set up their connections, meet at a barrier, then load the server over the
-same window. The parent only waits, draws a progress bar, and merges the results.
+same window. The parent only waits, draws a progress bar, and merges the results. A run
+that cannot be made raises :class:`BenchFailedError`: one sentence and an exit code.
 """
 
 from __future__ import annotations
@@ -12,19 +13,34 @@ import multiprocessing
 import queue
 import resource
 import sys
+import threading
 import time
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
-from typing import TextIO
+from typing import TextIO, TypeAlias
 
-from ackchat.bench.scenarios import SETUP_TIMEOUT, BenchOptions, run_scenario
+from ackchat.bench.client import BenchError, ServerFullError
+from ackchat.bench.scenarios import (
+    SETUP_TIMEOUT,
+    BenchOptions,
+    hold_all,
+    overdue,
+    read_rss_kb,
+    release_all,
+    run_scenario,
+    usage_problem,
+)
 from ackchat.bench.stats import Measurement, merge_measurements
+from ackchat.client.errors import EXIT_ERROR, EXIT_SERVER_FULL, EXIT_USAGE
 
 # Scenarios whose connections can be split among workers; the others run in one process.
 SPLITTABLE = ("echo", "connect", "fanout")
 PROGRESS_INTERVAL = 0.25
 BAR_WIDTH = 30
+# Files a load generator process keeps open besides its connections (loop, pipes, ...).
+SPARE_FILES = 64
 
 
 def raise_open_files_limit() -> int:
@@ -45,11 +61,35 @@ def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return factory
 
 
-def _worker(
-    options: BenchOptions,
-    barrier: Barrier,
-    results: multiprocessing.Queue[tuple[Measurement | None, str]],
-) -> None:
+@dataclass(frozen=True)
+class WorkerFailure:
+    """Why a worker ended without a measurement, sent to the parent to report."""
+
+    message: str
+    exit_code: int = EXIT_ERROR
+    # The server said it is full; ``admitted`` of this worker's connections were open then.
+    full: bool = False
+    admitted: int = 0
+    # Another worker failed first (the barrier broke): that one's failure is the news.
+    secondary: bool = False
+
+
+def worker_failure(error: Exception) -> WorkerFailure:
+    """What to tell the parent about ``error``, which ended a worker (or the capacity check)."""
+    if isinstance(error, ServerFullError):
+        return WorkerFailure(str(error), error.exit_code, full=True, admitted=error.admitted)
+    if isinstance(error, BenchError):
+        return WorkerFailure(str(error), error.exit_code)
+    if isinstance(error, threading.BrokenBarrierError):
+        return WorkerFailure("another worker failed", secondary=True)
+    return WorkerFailure(f"the load generator failed unexpectedly: {error or 'no details'}.")
+
+
+# What a worker sends back: its measurement, or why it has none.
+Results: TypeAlias = "Queue[tuple[Measurement | None, WorkerFailure | None]]"
+
+
+def _worker(options: BenchOptions, barrier: Barrier, results: Results) -> None:
     """A worker process: run its share of the scenario and send back what it measured."""
     raise_open_files_limit()
 
@@ -59,11 +99,13 @@ def _worker(
     try:
         with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
             measurement = runner.run(run_scenario(options, sync))
+    except KeyboardInterrupt:
+        return  # Ctrl-C reached the whole process group: the parent reports it.
     except Exception as error:
         barrier.abort()
-        results.put((None, f"{type(error).__name__}: {error}"))
+        results.put((None, worker_failure(error)))
         return
-    results.put((measurement, ""))
+    results.put((measurement, None))
 
 
 def worker_count(options: BenchOptions) -> int:
@@ -74,17 +116,85 @@ def worker_count(options: BenchOptions) -> int:
 
 
 class BenchFailedError(Exception):
-    """A worker could not run its part of the scenario; the message says why."""
+    """The run could not be made: the message is one sentence, with the exit code to use."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def full_message(options: BenchOptions, admitted: int) -> str:
+    """What to say when the server was full: what it admitted, and what to change."""
+    need = options.at_once
+    parts = {
+        "fanout": f" ({options.connections} receivers and the sender)",
+        "status": f" ({options.connections} echo clients and {options.status_clients}"
+        " --status-clients)",
+    }.get(options.scenario, "")
+    fewer = admitted - (need - options.connections)
+    lower = f"use --connections {fewer} or fewer, or " if fewer >= 1 else ""
+    return (
+        f"the server is full: it admitted {admitted} of the {need} connections this run"
+        f" holds at once{parts}; {lower}start the server with --max-clients {need} or more."
+    )
+
+
+def reported(failures: Sequence[WorkerFailure], options: BenchOptions) -> BenchFailedError:
+    """The one error to report for the workers' failures: the first that is not an echo."""
+    first = next((failure for failure in failures if not failure.secondary), failures[0])
+    if first.full:
+        admitted = sum(failure.admitted for failure in failures)
+        return BenchFailedError(full_message(options, admitted), EXIT_SERVER_FULL)
+    return BenchFailedError(first.message, first.exit_code)
+
+
+def check_capacity(options: BenchOptions) -> None:
+    """Hold the run's connections from this one process, and let them go.
+
+    Workers open their shares at their own pace: when a full server turns one away, the
+    others' count is not a count of what the server holds at once. This one is.
+    """
+
+    async def hold_and_release() -> None:
+        await release_all(options, await hold_all(options, options.at_once))
+
+    try:
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            runner.run(hold_and_release())
+    except BenchError as error:
+        raise reported([worker_failure(error)], options) from None
+
+
+def check_options(options: BenchOptions, open_files: int) -> None:
+    """Raise a usage error (exit code 2) for options that cannot make a run."""
+    problem = usage_problem(options)
+    busiest = options.share(0).at_once
+    if problem is None and busiest + SPARE_FILES > open_files:
+        more = " or more --workers" if options.scenario in SPLITTABLE else ""
+        problem = (
+            f"{busiest} connections in one process need more open files than this system"
+            f" allows ({open_files}, see ulimit -n); use fewer --connections{more}."
+        )
+    if problem is None and options.server_pid:
+        try:
+            read_rss_kb(options.server_pid)
+        except BenchError as error:
+            problem = str(error)
+    if problem is not None:
+        raise BenchFailedError(problem, EXIT_USAGE)
 
 
 def run_bench_options(options: BenchOptions, progress: TextIO | None = None) -> Measurement:
     """Run ``options`` in worker processes; draws a progress bar on ``progress`` if given."""
-    raise_open_files_limit()
+    open_files = raise_open_files_limit()
     workers = worker_count(options)
     options = replace(options, workers=workers)
+    check_options(options, open_files)
+    if workers > 1 and options.greeting:
+        check_capacity(options)
     context = multiprocessing.get_context("fork")
     barrier = context.Barrier(workers)
-    results: multiprocessing.Queue[tuple[Measurement | None, str]] = context.Queue()
+    results: Results = context.Queue()
     processes = [
         context.Process(target=_worker, args=(options.share(n), barrier, results), daemon=True)
         for n in range(workers)
@@ -92,26 +202,33 @@ def run_bench_options(options: BenchOptions, progress: TextIO | None = None) -> 
     for process in processes:
         process.start()
     parts: list[Measurement] = []
-    failures: list[str] = []
+    failures: list[WorkerFailure] = []
     started = time.monotonic()
-    deadline = started + options.warmup + options.duration + 2 * SETUP_TIMEOUT
+    bound = options.warmup + options.duration + 2 * SETUP_TIMEOUT
     expected = options.warmup + options.duration
     try:
         while len(parts) + len(failures) < workers:
-            if time.monotonic() > deadline:
-                raise BenchFailedError("the workers did not finish in time")
+            if time.monotonic() > started + bound:
+                raise BenchFailedError(overdue(bound))
             try:
                 measurement, failure = results.get(timeout=PROGRESS_INTERVAL)
             except queue.Empty:
                 if not any(process.is_alive() for process in processes):
-                    raise BenchFailedError("a worker died without a result") from None
+                    raise BenchFailedError(
+                        "a load generator process ended without a result (killed, or out of"
+                        " memory?)."
+                    ) from None
                 if progress is not None:
                     draw_progress(progress, time.monotonic() - started, expected)
                 continue
-            if measurement is None:
+            if failure is not None:
                 failures.append(failure)
-            else:
+            elif measurement is not None:
                 parts.append(measurement)
+    except BaseException:
+        for process in processes:
+            process.kill()
+        raise
     finally:
         if progress is not None:
             progress.write("\r" + " " * (BAR_WIDTH + 40) + "\r")
@@ -121,7 +238,7 @@ def run_bench_options(options: BenchOptions, progress: TextIO | None = None) -> 
             if process.is_alive():
                 process.kill()
     if failures:
-        raise BenchFailedError(failures[0])
+        raise reported(failures, options)
     return merge_measurements(parts)
 
 

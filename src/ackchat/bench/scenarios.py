@@ -15,7 +15,15 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from ackchat.bench.client import BenchError, EchoConnection, ScriptConnection, Tally
+from ackchat.bench.client import (
+    BenchError,
+    EchoConnection,
+    ScriptConnection,
+    ServerFullError,
+    Tally,
+    greeted_in_time,
+    open_connection,
+)
 from ackchat.bench.fanout import FanoutReceiver, FanoutSender, RoomConnection
 from ackchat.bench.stats import LatencyHistogram, Measurement, ReplyRule
 from ackchat.settings import BENCH_SCENARIOS
@@ -29,7 +37,10 @@ DRAIN_TIMEOUT = 30.0
 OPEN_CONCURRENCY = 200
 # Extra time any scenario may take for setting up and draining, beyond its load window.
 SETUP_TIMEOUT = 60.0
+# Connect/exit cycles run in parallel at most to fill the cache for the status scenario.
+FILL_PARALLEL = 50
 ACK = b" ACK"
+NO_PID = "give the server's process id, or leave --server-pid out."
 
 T = TypeVar("T")
 
@@ -66,6 +77,15 @@ class BenchOptions:
     def greeting(self) -> bool:
         """Whether the server greets each client (ackchat) or not (a plain line server)."""
         return not self.line_protocol
+
+    @property
+    def at_once(self) -> int:
+        """Connections the run (or this worker's share) holds open at the same time."""
+        if self.scenario == "fanout":
+            return self.connections + (1 if self.sends else 0)
+        if self.scenario == "status":
+            return self.connections + self.status_clients
+        return self.connections
 
     def reply_rule(self) -> ReplyRule:
         """An exact ``request + ' ACK'`` check, or a suffix check when ``expect`` is given."""
@@ -106,11 +126,16 @@ def requests_for(options: BenchOptions, connection: int) -> list[bytes]:
 
 def read_rss_kb(pid: int) -> int:
     """The resident memory of process ``pid`` in KiB, from /proc/PID/status."""
-    with open(f"/proc/{pid}/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise BenchError(f"no VmRSS for process {pid}")
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        raise BenchError(
+            f"cannot read the memory of process {pid} (--server-pid): {NO_PID}"
+        ) from None
+    raise BenchError(f"process {pid} (--server-pid) shows no memory: {NO_PID}")
 
 
 def cpu_seconds() -> float:
@@ -119,17 +144,37 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def usage_problem(options: BenchOptions) -> str | None:
+    """Why ``options`` cannot make a run (one sentence), or None if they can."""
+    if options.scenario not in SCENARIOS:
+        return f"unknown scenario {options.scenario!r}; choose one of {', '.join(SCENARIOS)}."
+    if options.scenario in ("status", "fanout") and options.line_protocol:
+        uses = "'status all'" if options.scenario == "status" else "rooms"
+        return (
+            f"the {options.scenario} scenario uses {uses}, which only an ackchat server has;"
+            " leave out --line-protocol."
+        )
+    return None
+
+
 async def run_scenario(options: BenchOptions, sync: Sync = _no_sync) -> Measurement:
     """Run the scenario ``options`` names, bounded in time, in the running event loop."""
-    if options.scenario not in SCENARIOS:
-        raise ValueError(f"unknown scenario {options.scenario!r}")
-    if options.scenario in ("status", "fanout") and options.line_protocol:
-        raise ValueError(f"the {options.scenario} scenario needs an ackchat server")
+    problem = usage_problem(options)
+    if problem is not None:
+        raise ValueError(problem)
     run = {"echo": echo, "connect": connect, "idle": idle, "status": status, "fanout": fanout}[
         options.scenario
     ]
     bound = options.warmup + options.duration + SETUP_TIMEOUT + DRAIN_TIMEOUT
-    return await asyncio.wait_for(run(options, sync), bound)
+    try:
+        return await asyncio.wait_for(run(options, sync), bound)
+    except TimeoutError:
+        raise BenchError(overdue(bound)) from None
+
+
+def overdue(seconds: float) -> str:
+    """The sentence for a run that did not end in time."""
+    return f"the run did not end within {seconds:g} seconds: the server stopped answering."
 
 
 class Window:
@@ -184,17 +229,14 @@ def _measurement(
     )
 
 
-async def open_echo(
-    options: BenchOptions, tally: Tally, count: int, first: int = 0
-) -> list[EchoConnection]:
+async def open_echo(options: BenchOptions, tally: Tally, count: int) -> list[EchoConnection]:
     """Open ``count`` echo connections and wait until each is past the greeting."""
-    loop = asyncio.get_running_loop()
     rule = options.reply_rule()
     gate = asyncio.Semaphore(OPEN_CONCURRENCY)
 
     async def open_one(number: int) -> EchoConnection:
         async with gate:
-            _, connection = await loop.create_connection(
+            connection = await open_connection(
                 lambda: EchoConnection(
                     tally,
                     requests_for(options, number),
@@ -206,25 +248,31 @@ async def open_echo(
                 options.port,
             )
             try:
-                await connection.ready
+                await greeted_in_time(connection.ready, options.host, options.port)
             except BaseException:
                 connection.close()
                 raise
             return connection
 
-    return await _all_or_none([open_one(first + n) for n in range(count)], EchoConnection.close)
+    return await _all_or_none([open_one(n) for n in range(count)], EchoConnection.close)
 
 
 async def _all_or_none(
-    openings: Sequence[Coroutine[Any, Any, T]], close: Callable[[T], None]
+    openings: Sequence[Coroutine[Any, Any, T]], close: Callable[[T], None], held: int = 0
 ) -> list[T]:
-    """Open connections together; if one fails, close those that opened and raise."""
+    """Open connections together; if one fails, close those that opened and raise.
+
+    A full server's error counts the connections open when it said so: ``held`` already
+    open before these, and those of these that opened.
+    """
     outcomes = await asyncio.gather(*openings, return_exceptions=True)
     opened = [outcome for outcome in outcomes if not isinstance(outcome, BaseException)]
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             for connection in opened:
                 close(connection)
+            if isinstance(outcome, ServerFullError):
+                raise ServerFullError(held + len(opened)) from None
             raise outcome
     return opened
 
@@ -233,11 +281,54 @@ async def _greeted(options: BenchOptions) -> ScriptConnection:
     """A connection past its greeting."""
     connection = await ScriptConnection.open(options.host, options.port)
     try:
-        await connection.greeting()
+        await greeted_in_time(connection.greeting(), options.host, options.port)
     except BaseException:
         connection.close()
         raise
     return connection
+
+
+async def _held(options: BenchOptions) -> ScriptConnection:
+    """A connection past its greeting, or (line protocol) past one checked request."""
+    if options.greeting:
+        return await _greeted(options)
+    connection = await ScriptConnection.open(options.host, options.port)
+    request = requests_for(options, 0)[0]
+    try:
+        connection.write_line(request)
+        reply = await connection.read_line()
+        if not options.reply_rule().matches(request, reply):
+            raise BenchError(f"unexpected reply {reply!r} to {request!r}")
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+async def hold_all(options: BenchOptions, count: int) -> list[ScriptConnection]:
+    """Open ``count`` connections at once and keep them: raises if the server cannot."""
+    gate = asyncio.Semaphore(OPEN_CONCURRENCY)
+
+    async def hold() -> ScriptConnection:
+        async with gate:
+            return await _held(options)
+
+    return await _all_or_none([hold() for _ in range(count)], ScriptConnection.close)
+
+
+async def release_all(options: BenchOptions, connections: Sequence[ScriptConnection]) -> None:
+    """Close held connections; an ackchat server is told ``exit`` so their slots are free."""
+
+    async def release(connection: ScriptConnection) -> None:
+        try:
+            if options.greeting:
+                connection.write_line(b"exit")
+                await connection.read_line()
+                await connection.closed
+        finally:
+            connection.close()
+
+    await asyncio.gather(*(release(connection) for connection in connections))
 
 
 async def _drain_and_close(connections: list[EchoConnection]) -> None:
@@ -298,9 +389,17 @@ async def connect_cycle(options: BenchOptions) -> None:
 
 
 async def connect(options: BenchOptions, sync: Sync) -> Measurement:
-    """``connections`` clients in parallel, each repeating connect cycles; cycles/s."""
+    """``connections`` clients in parallel, each repeating connect cycles; cycles/s.
+
+    First every client connects and stays until all workers have: a server that cannot
+    hold them all says so now, instead of failing cycles at random during the window.
+    """
     tally = Tally(options.requests)
-    sync()
+    held = await hold_all(options, options.connections)
+    try:
+        sync()
+    finally:
+        await release_all(options, held)
     window = Window(options, tally)
 
     async def client() -> None:
@@ -327,27 +426,8 @@ async def connect(options: BenchOptions, sync: Sync) -> Measurement:
 async def idle(options: BenchOptions, sync: Sync) -> Measurement:
     """Hold ``connections`` idle clients; with a server pid, its memory growth per client."""
     rss_before = read_rss_kb(options.server_pid) if options.server_pid else 0
-    gate = asyncio.Semaphore(OPEN_CONCURRENCY)
-    rule = options.reply_rule()
-    request = requests_for(options, 0)[0]
-
-    async def hold() -> ScriptConnection:
-        async with gate:
-            if options.greeting:
-                return await _greeted(options)
-            connection = await ScriptConnection.open(options.host, options.port)
-            try:
-                connection.write_line(request)
-                reply = await connection.read_line()
-                if not rule.matches(request, reply):
-                    raise BenchError(f"unexpected reply {reply!r}")
-            except BaseException:
-                connection.close()
-                raise
-            return connection
-
     cpu_start, started = cpu_seconds(), time.monotonic()
-    held = await _all_or_none([hold() for _ in range(options.connections)], ScriptConnection.close)
+    held = await hold_all(options, options.connections)
     sync()
     try:
         await asyncio.sleep(options.duration)
@@ -375,7 +455,7 @@ async def idle(options: BenchOptions, sync: Sync) -> Measurement:
     return measurement
 
 
-async def fill_cache(options: BenchOptions, cycles: int, parallel: int = 50) -> None:
+async def fill_cache(options: BenchOptions, cycles: int, parallel: int = FILL_PARALLEL) -> None:
     """Put ``cycles`` departed clients in the server's cache with connect/exit cycles."""
     remaining = cycles
 
@@ -400,8 +480,14 @@ async def timed_status(connection: ScriptConnection) -> tuple[int, int]:
 
 
 async def status(options: BenchOptions, sync: Sync) -> Measurement:
-    """Time ``status all`` over a full cache, then echo latency while clients loop on it."""
-    await fill_cache(options, options.cache_fill)
+    """Time ``status all`` over a full cache, then echo latency while clients loop on it.
+
+    First all the clients it needs connect at once and leave: a server that cannot hold
+    them says so before the cache is filled (those visits count towards the fill).
+    """
+    need = options.at_once
+    await release_all(options, await hold_all(options, need))
+    await fill_cache(options, max(0, options.cache_fill - need), min(FILL_PARALLEL, need))
     asker = await _greeted(options)
     alone = LatencyHistogram()
     entries = 0
@@ -412,9 +498,16 @@ async def status(options: BenchOptions, sync: Sync) -> Measurement:
 
     tally = Tally(options.requests)
     echoes = await open_echo(options, tally, options.connections)
-    askers = await _all_or_none(
-        [_greeted(options) for _ in range(options.status_clients)], ScriptConnection.close
-    )
+    try:
+        askers = await _all_or_none(
+            [_greeted(options) for _ in range(options.status_clients)],
+            ScriptConnection.close,
+            held=len(echoes),
+        )
+    except BaseException:
+        for connection in echoes:
+            connection.close()
+        raise
     sync()
     window = Window(options, tally)
     during = LatencyHistogram()
@@ -446,22 +539,24 @@ async def status(options: BenchOptions, sync: Sync) -> Measurement:
 R = TypeVar("R", bound=RoomConnection)
 
 
-async def open_in_room(options: BenchOptions, make: Callable[[], R], count: int) -> list[R]:
+async def open_in_room(
+    options: BenchOptions, make: Callable[[], R], count: int, held: int = 0
+) -> list[R]:
     """Open ``count`` connections that join ``options.room``; wait until each has joined."""
-    loop = asyncio.get_running_loop()
     gate = asyncio.Semaphore(OPEN_CONCURRENCY)
 
     async def open_one() -> R:
         async with gate:
-            _, connection = await loop.create_connection(make, options.host, options.port)
+            connection = await open_connection(make, options.host, options.port)
             try:
-                await connection.joined
+                await greeted_in_time(connection.joined, options.host, options.port)
             except BaseException:
                 connection.close()
                 raise
             return connection
 
-    return await _all_or_none([open_one() for _ in range(count)], RoomConnection.close)
+    openings = [open_one() for _ in range(count)]
+    return await _all_or_none(openings, RoomConnection.close, held)
 
 
 async def fanout(options: BenchOptions, sync: Sync) -> Measurement:
@@ -482,7 +577,7 @@ async def fanout(options: BenchOptions, sync: Sync) -> Measurement:
         )
     try:
         receivers = await open_in_room(
-            options, lambda: FanoutReceiver(tally, room), options.connections
+            options, lambda: FanoutReceiver(tally, room), options.connections, len(senders)
         )
     except BaseException:
         for sender in senders:

@@ -8,6 +8,7 @@ results of several worker processes merge exactly and cheaply.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -24,6 +25,10 @@ FANOUT_COUNTS = (
     "receivers_unfinished",
     "slow_reader_warnings",
 )
+# A table cell that shows a number starts with one: ``1,234.5``, ``12.3k (11.0k-13.1k)*``,
+# ``0.97x``, ``2.52 KB``; ``-`` stands for a number that was not measured.
+NUMBER = re.compile(r"[-+]?\.?\d")
+NOT_MEASURED = "-"
 
 
 class LatencyHistogram:
@@ -234,18 +239,34 @@ def failed_checks(summary: Mapping[str, object]) -> list[str]:
     return problems
 
 
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A plain-text table: columns padded to their widest cell, text left, numbers right."""
-    widths = [len(header) for header in headers]
+def numeric_columns(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[bool]:
+    """For each column, whether it holds numbers: some, and nothing but numbers or ``-``."""
     for row in rows:
         if len(row) != len(headers):
             raise ValueError("every row needs one cell per header")
+    columns = [[row[index] for row in rows] for index in range(len(headers))]
+    return [
+        any(map(_is_number, cells))
+        and all(_is_number(cell) or cell == NOT_MEASURED for cell in cells)
+        for cells in columns
+    ]
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A plain-text table: columns padded to their widest cell, text left, numbers right.
+
+    A column of numbers is right-aligned with its header; in a column of text and numbers
+    (a figure/value list) each number is still right-aligned.
+    """
+    numeric = numeric_columns(headers, rows)
+    widths = [len(header) for header in headers]
+    for row in rows:
         widths = [max(width, len(cell)) for width, cell in zip(widths, row, strict=True)]
 
     def render(cells: Sequence[str]) -> str:
         padded = [
-            cell.rjust(width) if _is_number(cell) else cell.ljust(width)
-            for cell, width in zip(cells, widths, strict=True)
+            cell.rjust(width) if right or _is_number(cell) else cell.ljust(width)
+            for cell, width, right in zip(cells, widths, numeric, strict=True)
         ]
         return "  ".join(padded).rstrip()
 
@@ -254,12 +275,11 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def format_markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A GitHub Markdown table with the same cells."""
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    for row in rows:
-        if len(row) != len(headers):
-            raise ValueError("every row needs one cell per header")
-        lines.append("| " + " | ".join(row) + " |")
+    """A GitHub Markdown table with the same cells, columns of numbers right-aligned."""
+    numeric = numeric_columns(headers, rows)
+    rule = "|" + "".join("---:|" if right else "---|" for right in numeric)
+    lines = ["| " + " | ".join(headers) + " |", rule]
+    lines.extend("| " + " | ".join(row) + " |" for row in rows)
     return "\n".join(lines)
 
 
@@ -276,10 +296,27 @@ def format_count(value: float) -> str:
 
 def summary_rows(summary: Mapping[str, object]) -> list[tuple[str, str]]:
     """The (figure, value) rows that ``ackchat bench`` prints for one run."""
-    rows = [(key.replace("_", " "), _show(value)) for key, value in summary.items()]
+    return [
+        (key.replace("_", " "), _show(value))
+        for key, value in summary.items()
+        if key != "error_samples"
+    ]
+
+
+def summary_notes(summary: Mapping[str, object]) -> list[str]:
+    """The lines below that table: the first wrong replies, and whether to trust the rate."""
+    samples = summary.get("error_samples", [])
+    notes = [f"error: {sample}" for sample in samples] if isinstance(samples, list) else []
     if summary.get("saturated"):
-        rows.append(("note", "the load generator used a whole core: it may be the bottleneck"))
-    return rows
+        notes.append("note: the load generator used a whole core: it may be the bottleneck.")
+    return notes
+
+
+def format_summary(summary: Mapping[str, object]) -> str:
+    """What ``ackchat bench`` prints for one run: the table, then its notes below it."""
+    table = format_table(("figure", "value"), summary_rows(summary))
+    notes = summary_notes(summary)
+    return "\n\n".join([table, "\n".join(notes)]) if notes else table
 
 
 def _show(value: object) -> str:
@@ -295,5 +332,4 @@ def _show(value: object) -> str:
 
 
 def _is_number(cell: str) -> bool:
-    text = cell.replace(",", "").replace(".", "").replace("%", "").strip()
-    return bool(text) and text.lstrip("-").isdigit()
+    return NUMBER.match(cell) is not None

@@ -12,7 +12,7 @@ import logging
 import time
 
 from ackchat.admission import AddressPolicy, is_loopback
-from ackchat.backend.interface import Backend, BackendUnavailable
+from ackchat.backend.interface import Backend, BackendUnavailableError
 from ackchat.backend.memory import MemoryBackend
 from ackchat.backend.pending import Pending
 from ackchat.server.connection import ClientConnection
@@ -133,7 +133,7 @@ class ChatServer:
         self.listener.cut_off_lingering()
         try:
             expired = self.backend.expire()
-        except BackendUnavailable:
+        except BackendUnavailableError:
             expired = []
         if isinstance(expired, Pending):
             expired.add_done_callback(_log_expired)
@@ -164,5 +164,5 @@ def _log_names(expired: list[str]) -> None:
 def _log_expired(expired: Pending[list[str]]) -> None:
     try:
         _log_names(expired.result())
-    except BackendUnavailable:
+    except BackendUnavailableError:
         return

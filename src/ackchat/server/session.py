@@ -27,7 +27,7 @@ from itertools import islice
 from typing import Protocol, TypeVar, cast
 
 from ackchat.admission import AddressPolicy, Refusal, is_loopback
-from ackchat.backend.interface import Admitted, Backend, BackendUnavailable
+from ackchat.backend.interface import Admitted, Backend, BackendUnavailableError
 from ackchat.backend.pending import Pending
 from ackchat.chat.dispatch import Answer
 from ackchat.chat.dispatch import answer as chat_answer
@@ -367,7 +367,7 @@ class ServerSession:
                 assert self._name is not None
                 try:
                     done = chat_answer(self._backend, self._name, command, line, self)
-                except BackendUnavailable:
+                except BackendUnavailableError:
                     out.append(replies.line(replies.BACKEND_UNAVAILABLE))
                     continue
                 if isinstance(done, Pending):
@@ -405,7 +405,7 @@ class ServerSession:
         recent = None if show_all else self._settings.status_recent
         try:
             snapshot = self._backend.snapshot(recent)
-        except BackendUnavailable:
+        except BackendUnavailableError:
             self._write(replies.line(replies.BACKEND_UNAVAILABLE))
             self._handle(rest)
             return
@@ -556,7 +556,7 @@ class ServerSession:
         """Ask the backend to admit the client; True if the lines in ``rest`` must wait."""
         try:
             admitted = self._backend.admit(self.address, self)
-        except BackendUnavailable:
+        except BackendUnavailableError:
             self._disconnect_unnamed(replies.line(replies.SERVER_UNAVAILABLE))
             return True
         if isinstance(admitted, Pending):
@@ -594,7 +594,7 @@ class ServerSession:
                 return
             try:
                 value = answer.result()
-            except BackendUnavailable:
+            except BackendUnavailableError:
                 if self._name is None:
                     self._disconnect_unnamed(replies.line(replies.SERVER_UNAVAILABLE))
                     return
@@ -744,7 +744,7 @@ class ServerSession:
         self._session_ended = True
         try:
             done = self._backend.depart(name, reason, hold=reason in HELD_REASONS)
-        except BackendUnavailable:
+        except BackendUnavailableError:
             log.warning("%s left (%s), but the backend could not record it", name, reason)
             return
         if isinstance(done, Pending):
@@ -764,7 +764,7 @@ def _log_failed_departure(name: str, reason: DisconnectReason) -> Callable[[Pend
     def check(done: Pending[None]) -> None:
         try:
             done.result()
-        except BackendUnavailable:
+        except BackendUnavailableError:
             log.warning("%s left (%s), but the backend could not record it", name, reason)
 
     return check
