@@ -20,7 +20,7 @@ import pytest
 from ackchat.bench import client
 from ackchat.bench.client import BenchError
 from ackchat.bench.runner import full_message
-from ackchat.bench.scenarios import BenchOptions, run_scenario
+from ackchat.bench.scenarios import run_scenario
 from ackchat.cli import main
 from ackchat.client.errors import (
     EXIT_AUTH_FAILED,
@@ -32,6 +32,7 @@ from ackchat.client.errors import (
     EXIT_USAGE,
 )
 from ackchat.protocol.replies import SERVER_SHUTTING_DOWN, SERVER_UNAVAILABLE
+from ackchat.settings import BenchSettings
 from conftest import ServerFactory
 from lineclient import WAIT, LineClient, bounded
 
@@ -158,7 +159,7 @@ async def test_a_run_that_fits_the_server_exactly_succeeds(start_server: ServerF
 
 
 def test_the_status_scenario_names_both_of_its_client_counts() -> None:
-    options = BenchOptions(scenario="status", connections=5, status_clients=10)
+    options = BenchSettings(scenario="status", connections=5, status_clients=10)
     assert full_message(options, 2) == (
         "the server is full: it admitted 2 of the 15 connections this run holds at once"
         " (5 echo clients and 10 --status-clients); start the server with --max-clients 15"
@@ -249,7 +250,7 @@ async def test_a_server_that_sends_no_greeting_times_out_with_a_hint(
 
     port = await stand_in(silent)
     monkeypatch.setattr(client, "CONNECT_TIMEOUT", 0.2)
-    options = BenchOptions(port=port, connections=2, warmup=0.0, duration=0.2)
+    options = BenchSettings(port=port, connections=2, warmup=0.0, duration=0.2)
     with pytest.raises(BenchError) as caught:
         await run_scenario(options)
     assert caught.value.exit_code == EXIT_CONNECT_FAILED

@@ -16,8 +16,9 @@ from ackchat.bench.chatlines import (
     parse_message,
 )
 from ackchat.bench.client import BenchError
-from ackchat.bench.scenarios import BenchOptions, run_scenario
+from ackchat.bench.scenarios import run_scenario
 from ackchat.bench.stats import Measurement, failed_checks, fanout_figures, summarize
+from ackchat.settings import BenchSettings
 from conftest import ServerFactory
 
 EVENT = b"@15 2026-11-25T14:00:05+00:00 #dev Client01: 7 123456789"
@@ -135,7 +136,7 @@ def test_failed_checks_name_losses() -> None:
 
 
 # Each run is bounded by this; the request limit ends it much sooner.
-SHORT = BenchOptions(scenario="fanout", warmup=0.0, duration=10.0)
+SHORT = BenchSettings(scenario="fanout", connections=50, warmup=0.0, duration=10.0)
 
 
 async def test_fanout_reaches_every_receiver_in_order(start_server: ServerFactory) -> None:

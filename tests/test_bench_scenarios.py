@@ -17,12 +17,13 @@ import pytest
 
 from ackchat.bench.client import BenchError
 from ackchat.bench.runner import run_bench_options
-from ackchat.bench.scenarios import BenchOptions, run_scenario
+from ackchat.bench.scenarios import run_scenario
+from ackchat.settings import BenchSettings
 from conftest import ServerFactory, snapshot
 
 BASELINES = Path(__file__).resolve().parent.parent / "bench" / "baselines"
 # A bound on each run; the request limits end them much sooner.
-SHORT = BenchOptions(warmup=0.0, duration=10.0)
+SHORT = BenchSettings(connections=50, warmup=0.0, duration=10.0)
 
 
 async def test_echo_checks_every_reply(start_server: ServerFactory) -> None:

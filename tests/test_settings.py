@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from ackchat.settings import (
     given_flags,
     load,
     resolve,
+    settings_of,
 )
 
 
@@ -146,7 +146,7 @@ def test_a_bad_setting_exits_2_with_one_sentence(capsys: pytest.CaptureFixture[s
 def test_the_readme_documents_every_option() -> None:
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     for cls in (ServerSettings, ClientSettings, BenchSettings):
-        for setting in fields(cls):
+        for setting in settings_of(cls):
             assert f"`{flag_name(setting.name)}`" in readme, setting.name
             assert f"`{env_name(setting.name)}`" in readme, setting.name
 

@@ -25,41 +25,10 @@ from collections.abc import Mapping
 
 from ackchat.bench.client import CLOSED, CLOSED_HINT
 from ackchat.bench.runner import BenchFailedError, progress_stream, run_bench_options
-from ackchat.bench.scenarios import FANOUT_RECEIVERS, BenchOptions
 from ackchat.bench.stats import failed_checks, format_summary, summarize
 from ackchat.client.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK
 from ackchat.protocol.replies import GREETING_PREFIX
 from ackchat.settings import BenchSettings, config_path, given_flags, resolve
-
-
-def options_from(settings: BenchSettings) -> BenchOptions:
-    """The options of a run from the resolved settings."""
-    connections = settings.connections
-    if connections == 0:
-        fanout = settings.scenario == "fanout"
-        connections = FANOUT_RECEIVERS if fanout else BenchOptions().connections
-    return BenchOptions(
-        scenario=settings.scenario,
-        host=settings.host,
-        port=settings.port,
-        connections=connections,
-        pipeline=settings.pipeline,
-        warmup=settings.warmup,
-        duration=settings.duration,
-        requests=settings.requests,
-        workers=settings.workers,
-        line_protocol=settings.line_protocol,
-        request=settings.request or None,
-        expect=settings.expect or None,
-        size=settings.size,
-        quit=settings.quit or None,
-        server_pid=settings.server_pid or None,
-        cache_fill=settings.cache_fill,
-        status_clients=settings.status_clients,
-        status_repeats=settings.status_repeats,
-        rate=settings.rate,
-        room=settings.room,
-    )
 
 
 def errors_sentence(summary: Mapping[str, object], line_protocol: bool) -> str:
@@ -81,7 +50,7 @@ def run_bench(arguments: argparse.Namespace, env: Mapping[str, str]) -> int:
     settings = resolve(
         BenchSettings, given_flags(arguments, BenchSettings), env, config_path(arguments, env)
     )
-    options = options_from(settings)
+    options = settings.with_default_connections()
     try:
         measurement = run_bench_options(options, progress_stream())
     except BenchFailedError as error:

@@ -24,7 +24,6 @@ from typing import TextIO, TypeAlias
 from ackchat.bench.client import BenchError, ServerFullError
 from ackchat.bench.scenarios import (
     SETUP_TIMEOUT,
-    BenchOptions,
     hold_all,
     overdue,
     read_rss_kb,
@@ -34,6 +33,7 @@ from ackchat.bench.scenarios import (
 )
 from ackchat.bench.stats import Measurement, merge_measurements
 from ackchat.client.errors import EXIT_ERROR, EXIT_SERVER_FULL, EXIT_USAGE
+from ackchat.settings import BenchSettings
 
 # Scenarios whose connections can be split among workers; the others run in one process.
 SPLITTABLE = ("echo", "connect", "fanout")
@@ -89,7 +89,7 @@ def worker_failure(error: Exception) -> WorkerFailure:
 Results: TypeAlias = "Queue[tuple[Measurement | None, WorkerFailure | None]]"
 
 
-def _worker(options: BenchOptions, barrier: Barrier, results: Results) -> None:
+def _worker(options: BenchSettings, barrier: Barrier, results: Results) -> None:
     """A worker process: run its share of the scenario and send back what it measured."""
     raise_open_files_limit()
 
@@ -108,7 +108,7 @@ def _worker(options: BenchOptions, barrier: Barrier, results: Results) -> None:
     results.put((measurement, None))
 
 
-def worker_count(options: BenchOptions) -> int:
+def worker_count(options: BenchSettings) -> int:
     """How many processes the scenario runs in."""
     if options.scenario not in SPLITTABLE:
         return 1
@@ -123,7 +123,7 @@ class BenchFailedError(Exception):
         self.exit_code = exit_code
 
 
-def full_message(options: BenchOptions, admitted: int) -> str:
+def full_message(options: BenchSettings, admitted: int) -> str:
     """What to say when the server was full: what it admitted, and what to change."""
     need = options.at_once
     parts = {
@@ -139,7 +139,7 @@ def full_message(options: BenchOptions, admitted: int) -> str:
     )
 
 
-def reported(failures: Sequence[WorkerFailure], options: BenchOptions) -> BenchFailedError:
+def reported(failures: Sequence[WorkerFailure], options: BenchSettings) -> BenchFailedError:
     """The one error to report for the workers' failures: the first that is not an echo."""
     first = next((failure for failure in failures if not failure.secondary), failures[0])
     if first.full:
@@ -148,7 +148,7 @@ def reported(failures: Sequence[WorkerFailure], options: BenchOptions) -> BenchF
     return BenchFailedError(first.message, first.exit_code)
 
 
-def check_capacity(options: BenchOptions) -> None:
+def check_capacity(options: BenchSettings) -> None:
     """Hold the run's connections from this one process, and let them go.
 
     Workers open their shares at their own pace: when a full server turns one away, the
@@ -165,7 +165,7 @@ def check_capacity(options: BenchOptions) -> None:
         raise reported([worker_failure(error)], options) from None
 
 
-def check_options(options: BenchOptions, open_files: int) -> None:
+def check_options(options: BenchSettings, open_files: int) -> None:
     """Raise a usage error (exit code 2) for options that cannot make a run."""
     problem = usage_problem(options)
     busiest = options.share(0).at_once
@@ -184,7 +184,7 @@ def check_options(options: BenchOptions, open_files: int) -> None:
         raise BenchFailedError(problem, EXIT_USAGE)
 
 
-def run_bench_options(options: BenchOptions, progress: TextIO | None = None) -> Measurement:
+def run_bench_options(options: BenchSettings, progress: TextIO | None = None) -> Measurement:
     """Run ``options`` in worker processes; draws a progress bar on ``progress`` if given."""
     open_files = raise_open_files_limit()
     workers = worker_count(options)

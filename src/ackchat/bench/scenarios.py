@@ -12,7 +12,6 @@ import asyncio
 import resource
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from ackchat.bench.client import (
@@ -26,11 +25,9 @@ from ackchat.bench.client import (
 )
 from ackchat.bench.fanout import FanoutReceiver, FanoutSender, RoomConnection
 from ackchat.bench.stats import LatencyHistogram, Measurement, ReplyRule
-from ackchat.settings import BENCH_SCENARIOS
+from ackchat.settings import BENCH_SCENARIOS, BenchSettings
 
 SCENARIOS = BENCH_SCENARIOS
-# The fanout scenario's receivers when the command line does not say.
-FANOUT_RECEIVERS = 1000
 # How long the fanout scenario waits, after its window, for every receiver to hear the end.
 DRAIN_TIMEOUT = 30.0
 # Connections opened at once while setting up many of them.
@@ -45,64 +42,11 @@ NO_PID = "give the server's process id, or leave --server-pid out."
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class BenchOptions:
-    """Everything a benchmark run is told; a worker gets a copy with its share."""
-
-    scenario: str = "echo"
-    host: str = "127.0.0.1"
-    port: int = 1234
-    connections: int = 50
-    pipeline: int = 1
-    warmup: float = 1.0
-    duration: float = 5.0
-    requests: int = 0
-    workers: int = 1
-    line_protocol: bool = False
-    request: str | None = None
-    expect: str | None = None
-    size: int = 16
-    quit: str | None = None
-    server_pid: int | None = None
-    cache_fill: int = 10000
-    status_clients: int = 10
-    status_repeats: int = 20
-    # fanout: messages per second from the sender (0: as fast as ``pipeline`` allows),
-    # the room, and whether this process runs the sender (only the first worker does).
-    rate: float = 0.0
-    room: str = "#bench"
-    sends: bool = True
-
-    @property
-    def greeting(self) -> bool:
-        """Whether the server greets each client (ackchat) or not (a plain line server)."""
-        return not self.line_protocol
-
-    @property
-    def at_once(self) -> int:
-        """Connections the run (or this worker's share) holds open at the same time."""
-        if self.scenario == "fanout":
-            return self.connections + (1 if self.sends else 0)
-        if self.scenario == "status":
-            return self.connections + self.status_clients
-        return self.connections
-
-    def reply_rule(self) -> ReplyRule:
-        """An exact ``request + ' ACK'`` check, or a suffix check when ``expect`` is given."""
-        if self.expect is not None:
-            return ReplyRule(self.expect.encode(), exact=False)
-        return ReplyRule(ACK)
-
-    def share(self, worker: int) -> BenchOptions:
-        """This worker's part of the connections and of the request limit."""
-
-        def part(total: int) -> int:
-            return total // self.workers + (1 if worker < total % self.workers else 0)
-
-        if self.scenario == "fanout":
-            # ``requests`` limits the one sender's messages: it is not shared out.
-            return replace(self, connections=part(self.connections), sends=worker == 0)
-        return replace(self, connections=part(self.connections), requests=part(self.requests))
+def reply_rule(options: BenchSettings) -> ReplyRule:
+    """An exact ``request + ' ACK'`` check, or a suffix check when ``expect`` is given."""
+    if options.expect:
+        return ReplyRule(options.expect.encode(), exact=False)
+    return ReplyRule(ACK)
 
 
 # Called by each worker once its connections are set up, to start all workers together.
@@ -113,9 +57,9 @@ def _no_sync() -> None:
     return None
 
 
-def requests_for(options: BenchOptions, connection: int) -> list[bytes]:
+def requests_for(options: BenchSettings, connection: int) -> list[bytes]:
     """The requests one connection cycles through: distinct lines, so a mix-up shows."""
-    if options.request is not None:
+    if options.request:
         return [options.request.encode()]
     requests = []
     for number in range(16):
@@ -144,7 +88,7 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def usage_problem(options: BenchOptions) -> str | None:
+def usage_problem(options: BenchSettings) -> str | None:
     """Why ``options`` cannot make a run (one sentence), or None if they can."""
     if options.scenario not in SCENARIOS:
         return f"unknown scenario {options.scenario!r}; choose one of {', '.join(SCENARIOS)}."
@@ -157,7 +101,7 @@ def usage_problem(options: BenchOptions) -> str | None:
     return None
 
 
-async def run_scenario(options: BenchOptions, sync: Sync = _no_sync) -> Measurement:
+async def run_scenario(options: BenchSettings, sync: Sync = _no_sync) -> Measurement:
     """Run the scenario ``options`` names, bounded in time, in the running event loop."""
     problem = usage_problem(options)
     if problem is not None:
@@ -180,7 +124,7 @@ def overdue(seconds: float) -> str:
 class Window:
     """The warm-up and measured window of one process, and its CPU use during the window."""
 
-    def __init__(self, options: BenchOptions, tally: Tally) -> None:
+    def __init__(self, options: BenchSettings, tally: Tally) -> None:
         self._options = options
         self._tally = tally
         self._cpu_start = 0.0
@@ -214,7 +158,7 @@ class Window:
 
 
 def _measurement(
-    options: BenchOptions, tally: Tally, window: Window, connections: int
+    options: BenchSettings, tally: Tally, window: Window, connections: int
 ) -> Measurement:
     return Measurement(
         scenario=options.scenario,
@@ -229,9 +173,9 @@ def _measurement(
     )
 
 
-async def open_echo(options: BenchOptions, tally: Tally, count: int) -> list[EchoConnection]:
+async def open_echo(options: BenchSettings, tally: Tally, count: int) -> list[EchoConnection]:
     """Open ``count`` echo connections and wait until each is past the greeting."""
-    rule = options.reply_rule()
+    rule = reply_rule(options)
     gate = asyncio.Semaphore(OPEN_CONCURRENCY)
 
     async def open_one(number: int) -> EchoConnection:
@@ -277,7 +221,7 @@ async def _all_or_none(
     return opened
 
 
-async def _greeted(options: BenchOptions) -> ScriptConnection:
+async def _greeted(options: BenchSettings) -> ScriptConnection:
     """A connection past its greeting."""
     connection = await ScriptConnection.open(options.host, options.port)
     try:
@@ -288,7 +232,7 @@ async def _greeted(options: BenchOptions) -> ScriptConnection:
     return connection
 
 
-async def _held(options: BenchOptions) -> ScriptConnection:
+async def _held(options: BenchSettings) -> ScriptConnection:
     """A connection past its greeting, or (line protocol) past one checked request."""
     if options.greeting:
         return await _greeted(options)
@@ -297,7 +241,7 @@ async def _held(options: BenchOptions) -> ScriptConnection:
     try:
         connection.write_line(request)
         reply = await connection.read_line()
-        if not options.reply_rule().matches(request, reply):
+        if not reply_rule(options).matches(request, reply):
             raise BenchError(f"unexpected reply {reply!r} to {request!r}")
     except BaseException:
         connection.close()
@@ -305,7 +249,7 @@ async def _held(options: BenchOptions) -> ScriptConnection:
     return connection
 
 
-async def hold_all(options: BenchOptions, count: int) -> list[ScriptConnection]:
+async def hold_all(options: BenchSettings, count: int) -> list[ScriptConnection]:
     """Open ``count`` connections at once and keep them: raises if the server cannot."""
     gate = asyncio.Semaphore(OPEN_CONCURRENCY)
 
@@ -316,7 +260,7 @@ async def hold_all(options: BenchOptions, count: int) -> list[ScriptConnection]:
     return await _all_or_none([hold() for _ in range(count)], ScriptConnection.close)
 
 
-async def release_all(options: BenchOptions, connections: Sequence[ScriptConnection]) -> None:
+async def release_all(options: BenchSettings, connections: Sequence[ScriptConnection]) -> None:
     """Close held connections; an ackchat server is told ``exit`` so their slots are free."""
 
     async def release(connection: ScriptConnection) -> None:
@@ -340,7 +284,7 @@ async def _drain_and_close(connections: list[EchoConnection]) -> None:
             connection.close()
 
 
-async def echo(options: BenchOptions, sync: Sync) -> Measurement:
+async def echo(options: BenchSettings, sync: Sync) -> Measurement:
     """Keep ``pipeline`` requests in flight on each connection; check and time every reply."""
     tally = Tally(options.requests)
     rss_before = read_rss_kb(options.server_pid) if options.server_pid else 0
@@ -362,7 +306,7 @@ async def echo(options: BenchOptions, sync: Sync) -> Measurement:
     return measurement
 
 
-async def connect_cycle(options: BenchOptions) -> None:
+async def connect_cycle(options: BenchSettings) -> None:
     """One connection's life: connect, greeting (or one request), goodbye, closed."""
     connection = await ScriptConnection.open(options.host, options.port)
     try:
@@ -376,9 +320,9 @@ async def connect_cycle(options: BenchOptions) -> None:
             request = requests_for(options, 0)[0]
             connection.write_line(request)
             reply = await connection.read_line()
-            if not options.reply_rule().matches(request, reply):
+            if not reply_rule(options).matches(request, reply):
                 raise BenchError(f"unexpected reply {reply!r} to {request!r}")
-            if options.quit is not None:
+            if options.quit:
                 connection.write_line(options.quit.encode())
                 await connection.read_line()
             else:
@@ -388,7 +332,7 @@ async def connect_cycle(options: BenchOptions) -> None:
         connection.close()
 
 
-async def connect(options: BenchOptions, sync: Sync) -> Measurement:
+async def connect(options: BenchSettings, sync: Sync) -> Measurement:
     """``connections`` clients in parallel, each repeating connect cycles; cycles/s.
 
     First every client connects and stays until all workers have: a server that cannot
@@ -423,7 +367,7 @@ async def connect(options: BenchOptions, sync: Sync) -> Measurement:
     return _measurement(options, tally, window, options.connections)
 
 
-async def idle(options: BenchOptions, sync: Sync) -> Measurement:
+async def idle(options: BenchSettings, sync: Sync) -> Measurement:
     """Hold ``connections`` idle clients; with a server pid, its memory growth per client."""
     rss_before = read_rss_kb(options.server_pid) if options.server_pid else 0
     cpu_start, started = cpu_seconds(), time.monotonic()
@@ -455,7 +399,7 @@ async def idle(options: BenchOptions, sync: Sync) -> Measurement:
     return measurement
 
 
-async def fill_cache(options: BenchOptions, cycles: int, parallel: int = FILL_PARALLEL) -> None:
+async def fill_cache(options: BenchSettings, cycles: int, parallel: int = FILL_PARALLEL) -> None:
     """Put ``cycles`` departed clients in the server's cache with connect/exit cycles."""
     remaining = cycles
 
@@ -479,7 +423,7 @@ async def timed_status(connection: ScriptConnection) -> tuple[int, int]:
     return elapsed, len(lines) - 1
 
 
-async def status(options: BenchOptions, sync: Sync) -> Measurement:
+async def status(options: BenchSettings, sync: Sync) -> Measurement:
     """Time ``status all`` over a full cache, then echo latency while clients loop on it.
 
     First all the clients it needs connect at once and leave: a server that cannot hold
@@ -540,7 +484,7 @@ R = TypeVar("R", bound=RoomConnection)
 
 
 async def open_in_room(
-    options: BenchOptions, make: Callable[[], R], count: int, held: int = 0
+    options: BenchSettings, make: Callable[[], R], count: int, held: int = 0
 ) -> list[R]:
     """Open ``count`` connections that join ``options.room``; wait until each has joined."""
     gate = asyncio.Semaphore(OPEN_CONCURRENCY)
@@ -559,7 +503,7 @@ async def open_in_room(
     return await _all_or_none(openings, RoomConnection.close, held)
 
 
-async def fanout(options: BenchOptions, sync: Sync) -> Measurement:
+async def fanout(options: BenchSettings, sync: Sync) -> Measurement:
     """One sender, ``connections`` receivers in a room: deliveries/s, latency, losses.
 
     The first worker also runs the sender; every worker's window closes at its end or
@@ -612,3 +556,6 @@ async def fanout(options: BenchOptions, sync: Sync) -> Measurement:
         slow_reader_warnings=sum(receiver.warnings for receiver in receivers),
     )
     return measurement
+
+
+BenchOptions = BenchSettings

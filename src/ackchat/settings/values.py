@@ -1,0 +1,136 @@
+"""Parsers that turn a raw setting (a flag's text, a variable, a TOML value) into its value.
+
+Each raises ``ValueError`` with the end of a sentence (``must be a positive integer``);
+:mod:`ackchat.settings.loading` puts the setting's source in front of it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from dataclasses import field
+from typing import Any
+
+from ackchat.chat.names import InvalidNameError, room_name
+from ackchat.errors import AckchatError
+
+
+class SettingsError(AckchatError):
+    """A setting has a value that cannot be used; the message says which and where from."""
+
+
+def _parse_int(value: object, minimum: int, what: str) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"must be {what}")
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str):
+        try:
+            number = int(value.strip().replace("_", ""))
+        except ValueError:
+            raise ValueError(f"must be {what}") from None
+    else:
+        raise ValueError(f"must be {what}")
+    if number < minimum:
+        raise ValueError(f"must be {what}")
+    return number
+
+
+def positive_int(value: object) -> int:
+    """A whole number of at least 1."""
+    return _parse_int(value, 1, "a positive integer")
+
+
+def non_negative_int(value: object) -> int:
+    """A whole number of at least 0."""
+    return _parse_int(value, 0, "an integer of 0 or more")
+
+
+def port_number(value: object) -> int:
+    """A TCP port; 0 asks the system for a free one."""
+    port = _parse_int(value, 0, "a port number from 0 to 65535")
+    if port > 65535:
+        raise ValueError("must be a port number from 0 to 65535")
+    return port
+
+
+def non_negative_number(value: object) -> float:
+    """A number, 0 or more: durations in seconds and rates (where documented, 0 is off)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError("must be a number, 0 or more")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError("must be a number, 0 or more") from None
+    if not 0 <= number < float("inf"):
+        raise ValueError("must be a number, 0 or more")
+    return number
+
+
+def text(value: object) -> str:
+    """Any string."""
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    return value
+
+
+def file_path(value: object) -> str:
+    """The path of a file (checked when it is read); empty means none."""
+    if not isinstance(value, str):
+        raise ValueError("must be a file path")
+    return value.strip()
+
+
+def boolean(value: object) -> bool:
+    """true/false, yes/no, on/off or 1/0."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
+def host_name(value: object) -> str:
+    """A host name or IP address, without brackets or port."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("must be a host name or IP address")
+    text = value.strip()
+    if any(character.isspace() for character in text) or "/" in text:
+        raise ValueError("must be a host name or IP address")
+    if ":" in text:
+        try:
+            ipaddress.IPv6Address(text)
+        except ValueError:
+            raise ValueError("must be a host name or IP address, without a port") from None
+    return text
+
+
+def choice(*allowed: str) -> Callable[[object], str]:
+    """One of a few words."""
+
+    def parse(value: object) -> str:
+        text = str(value).strip().lower()
+        if text not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return text
+
+    return parse
+
+
+def option(default: Any, parse: Callable[[object], Any], help: str, *, secret: bool = False) -> Any:
+    """A settings field: its default, the parser that validates it, and its help text.
+
+    A secret one is left out of the settings' repr, so it never reaches a log line.
+    """
+    return field(default=default, repr=not secret, metadata={"parse": parse, "help": help})
+
+
+def room_text(value: object) -> str:
+    """A room name: ``#`` and 1 to 30 letters, digits, ``_`` or ``-`` (the ``#`` optional)."""
+    try:
+        return room_name(text(value))
+    except InvalidNameError as error:
+        raise ValueError(f"must be a room name ({error})") from None
