@@ -24,6 +24,7 @@ from ackchat.client.errors import (
     EXIT_SERVER_FULL,
 )
 from ackchat.client.session import connect_error
+from ackchat.errors import AckchatError
 from ackchat.protocol.framing import LineFramer, LineTooLong
 from ackchat.protocol.replies import (
     AUTH_REQUIRED,
@@ -63,8 +64,9 @@ P = TypeVar("P", bound=asyncio.Protocol)
 T = TypeVar("T")
 
 
-class BenchError(Exception):
-    """The server did not behave as the scenario expects: one sentence, and the exit code."""
+class BenchError(AckchatError):
+    """A benchmark cannot go on (the root of the load generator's errors): one sentence, and
+    the exit code."""
 
     def __init__(self, message: str, exit_code: int = EXIT_ERROR) -> None:
         super().__init__(message)

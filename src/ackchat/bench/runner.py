@@ -115,12 +115,8 @@ def worker_count(options: BenchSettings) -> int:
     return max(1, min(options.workers, options.connections))
 
 
-class BenchFailedError(Exception):
-    """The run could not be made: the message is one sentence, with the exit code to use."""
-
-    def __init__(self, message: str, exit_code: int = EXIT_ERROR) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+class BenchFailedError(BenchError):
+    """The run could not be made: what the command reports, with the exit code to use."""
 
 
 def full_message(options: BenchSettings, admitted: int) -> str:

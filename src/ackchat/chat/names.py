@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from ackchat.errors import AckchatError
+
 NAME_RULE = "1 to 20 letters, digits, '_' or '-', starting with a letter"
 ROOM_RULE = "'#' and 1 to 30 letters, digits, '_' or '-'"
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,19}")
@@ -15,7 +17,7 @@ _ASSIGNED = re.compile(r"client\d+", re.IGNORECASE)
 _ROOM = re.compile(r"#?([A-Za-z0-9_-]{1,30})")
 
 
-class InvalidNameError(ValueError):
+class InvalidNameError(AckchatError):
     """A name or room name breaks the rules; the message says which rule."""
 
 

@@ -25,6 +25,8 @@ Exit codes:
 
 from __future__ import annotations
 
+from ackchat.errors import AckchatError
+
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -39,7 +41,7 @@ SERVER_CLOSED = "the server closed the connection."
 CONNECTION_LOST = "the connection to the server was lost."
 
 
-class ClientError(Exception):
+class ClientError(AckchatError):
     """Ends the client: the message is one sentence for stderr, with the exit code to use."""
 
     def __init__(self, message: str, exit_code: int) -> None:

@@ -32,6 +32,7 @@ from ackchat.client.directory import ChatDirectory
 from ackchat.client.display import INFO, Fragments, fragments, terminal_safe
 from ackchat.client.errors import EXIT_OK
 from ackchat.client.session import PasswordSource, Session, configured_password
+from ackchat.errors import AckchatError
 from ackchat.protocol.commands import Exit, parse_command
 from ackchat.settings import ClientSettings
 
@@ -49,7 +50,7 @@ STYLE = Style.from_dict(
 )
 
 
-class PasswordPromptClosedError(Exception):
+class PasswordPromptClosedError(AckchatError):
     """Ctrl-C or Ctrl-D at the password prompt: the user gives up signing in."""
 
 
