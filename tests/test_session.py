@@ -30,6 +30,9 @@ class FakeConnection:
     aborted: bool = False
     unsent: int = 0
     timers: dict[Timer, float] = field(default_factory=dict)
+    # The session to flush at the end of the loop iteration, once it asked to be.
+    session: ServerSession | None = None
+    flush_asked: int = 0
 
     def write(self, data: bytes) -> None:
         self.sent += data
@@ -55,8 +58,18 @@ class FakeConnection:
     def cancel_timer(self, timer: Timer) -> None:
         self.timers.pop(timer, None)
 
+    def flush_soon(self) -> None:
+        self.flush_asked += 1
+
+    def end_iteration(self) -> None:
+        """The event loop's turn is over: the session writes the chat lines it holds."""
+        if self.flush_asked and self.session is not None:
+            self.flush_asked = 0
+            self.session.flush_deliveries()
+
     def lines(self) -> list[str]:
-        """The lines sent since the last call."""
+        """The lines sent since the last call, once the loop's turn is over."""
+        self.end_iteration()
         text = self.sent.decode()
         self.sent.clear()
         return text.splitlines()
@@ -87,6 +100,7 @@ class Harness:
         )
         self.io = FakeConnection(self.clock)
         self.session = ServerSession(self.context, self.io, "127.0.0.1", "127.0.0.1:5000")
+        self.io.session = self.session
         self.session.start()
 
     def send(self, data: bytes) -> list[str]:

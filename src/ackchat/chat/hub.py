@@ -17,7 +17,7 @@ from __future__ import annotations
 import secrets
 from base64 import urlsafe_b64encode
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -110,6 +110,10 @@ class ChatHub:
         self._members: dict[str, Member] = {}
         self._by_token: dict[str, Member] = {}
         self._rooms: dict[str, set[Member]] = {}
+        # Each room's members ready for fan-out, with their peers' deliver methods (None
+        # for a held member): made on the first message, dropped when membership or a
+        # member's connection changes.
+        self._receivers: dict[str, tuple[tuple[Member, Callable[[bytes], None] | None], ...]] = {}
         self._room_events: dict[str, deque[ChatEvent]] = {}
         self._last_id = 0
         # Resume tokens not yet handed out, made a batch at a time (see _new_token).
@@ -147,6 +151,7 @@ class ChatHub:
         if member is None:
             return
         member.peer = None
+        self._connection_changed(member)
         if hold and self._resume_grace > 0:
             member.held_until = mono + self._resume_grace
             for room in sorted(member.rooms):
@@ -165,6 +170,7 @@ class ChatHub:
         del self._members[name_key(current)]
         del self._by_token[fresh.token]
         member.peer = peer
+        self._connection_changed(member)
         missed, dropped = list(member.missed or ()), member.missed_dropped
         member.missed, member.missed_dropped = None, 0
         for room in sorted(member.rooms):
@@ -230,6 +236,7 @@ class ChatHub:
         recent = list(history)
         members.add(member)
         member.rooms.add(room)
+        self._receivers.pop(room, None)
         self._announce(room, member, f"{member.name} joined", now)
         return room, len(members), recent
 
@@ -323,9 +330,18 @@ class ChatHub:
         if keep:
             self._room_events[room].append(event)
         data = chat_event(event)
-        for member in self._rooms[room]:
+        receivers = self._receivers.get(room)
+        if receivers is None:
+            receivers = self._receivers[room] = tuple(
+                (member, member.peer.deliver if member.peer is not None else None)
+                for member in self._rooms[room]
+            )
+        for member, deliver in receivers:
             if member is not skip:
-                self._send(member, data)
+                if deliver is not None:
+                    deliver(data)
+                else:
+                    self._keep_missed(member, data)
 
     def _announce(self, room: str, subject: Member, text: str, now: float) -> None:
         """Tell a room's other members what ``subject`` did."""
@@ -334,7 +350,11 @@ class ChatHub:
     def _send(self, member: Member, data: bytes) -> None:
         if member.peer is not None:
             member.peer.deliver(data)
-            return
+        else:
+            self._keep_missed(member, data)
+
+    def _keep_missed(self, member: Member, data: bytes) -> None:
+        """Keep ``data`` for a held member, to hand over when it resumes (bounded)."""
         if member.missed is None:
             member.missed = deque(maxlen=self._resume_buffer)
         if len(member.missed) == member.missed.maxlen:
@@ -346,10 +366,16 @@ class ChatHub:
             member.direct = deque(maxlen=self._direct_history)
         member.direct.append(event)
 
+    def _connection_changed(self, member: Member) -> None:
+        """``member`` lost or regained its connection: its rooms' receivers change."""
+        for room in member.rooms:
+            self._receivers.pop(room, None)
+
     def _leave(self, member: Member, room: str, text: str, now: float) -> None:
         member.rooms.discard(room)
         members = self._rooms[room]
         members.discard(member)
+        self._receivers.pop(room, None)
         if members:
             self._announce(room, member, text, now)
         else:

@@ -153,6 +153,10 @@ class ClientConnection(asyncio.Protocol):
         if self._timers and (handle := self._timers.pop(timer, None)) is not None:
             handle.cancel()
 
+    def flush_soon(self) -> None:
+        assert self._session is not None
+        self._listener.deliveries.flush_soon(self._session)
+
     def _timer_due(self, timer: Timer) -> None:
         if self._timers is not None:
             self._timers.pop(timer, None)

@@ -17,6 +17,7 @@ import time
 
 from ackchat.protocol import replies
 from ackchat.server.connection import ClientConnection, format_address
+from ackchat.server.delivery import DeliveryFlusher
 from ackchat.server.session import SessionContext
 
 log = logging.getLogger("ackchat.server")
@@ -40,6 +41,8 @@ class Listener:
         self._lingering: dict[ClientConnection, float] = {}
         # Set by shutdown(), which waits on it until the last connection is closed.
         self._all_closed: asyncio.Event | None = None
+        # Chat lines for many connections, written together once per loop iteration.
+        self.deliveries = DeliveryFlusher()
         # Every connection's high-water mark (see WRITE_HIGH_WATER).
         self.write_high_water = max(min(WRITE_HIGH_WATER, settings.max_output_bytes // 4), 1)
 

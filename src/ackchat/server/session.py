@@ -112,6 +112,9 @@ class SessionIO(Protocol):
     def cancel_timer(self, timer: Timer) -> None:
         """Forget ``timer`` if it is set."""
 
+    def flush_soon(self) -> None:
+        """Call :meth:`ServerSession.flush_deliveries` once this loop iteration is over."""
+
 
 @dataclass(slots=True)
 class ServerCounters:
@@ -145,6 +148,7 @@ class ServerSession:
     __slots__ = (
         "_authenticating",
         "_backend",
+        "_batch",
         "_clock",
         "_closing",
         "_context",
@@ -213,6 +217,9 @@ class ServerSession:
         # long reply is being written: bounded by the queue settings, made when first needed.
         self._outbox: deque[bytes] | None = None
         self._outbox_bytes = 0
+        # Chat lines delivered during this loop iteration, written together at its end
+        # (one write for every message, however many); None while there are none.
+        self._batch: list[bytes] | None = None
 
     @property
     def name(self) -> str | None:
@@ -270,7 +277,10 @@ class ServerSession:
             # The hot path: a batch of ordinary lines within the rate gets one write.
             acks = plain_acks(lines)
             if acks is not None and (rate is None or rate.take(now, len(lines))):
-                self._write(acks)
+                if self._batch is None:
+                    self._write(acks)
+                else:
+                    self._write_after_batch(acks)
                 if self._writing_paused:
                     self._enforce_output_cap()
                 return
@@ -406,7 +416,7 @@ class ServerSession:
         try:
             snapshot = self._backend.snapshot(recent)
         except BackendUnavailableError:
-            self._write(replies.line(replies.BACKEND_UNAVAILABLE))
+            self._write_after_batch(replies.line(replies.BACKEND_UNAVAILABLE))
             self._handle(rest)
             return
         if isinstance(snapshot, Pending):
@@ -434,7 +444,7 @@ class ServerSession:
         """Write answers, and drop the client if its unsent output passes the cap."""
         if not chunks:
             return
-        self._write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        self._write_after_batch(chunks[0] if len(chunks) == 1 else b"".join(chunks))
         if self._writing_paused:
             self._enforce_output_cap()
 
@@ -455,17 +465,25 @@ class ServerSession:
     # Chat delivery
 
     def deliver(self, data: bytes) -> None:
-        """Send a chat line now, or queue it while the client cannot take it.
+        """Send a chat line at the end of this loop iteration, or queue it while the client
+        cannot take it.
 
-        The queue is bounded in messages (``queue_limit``) and in bytes
-        (``max_output_bytes``); past either, the client is cut off as a slow consumer.
+        Lines delivered in one iteration are written together (:meth:`flush_deliveries`),
+        so a burst costs each recipient one write, not one per message. The queue is
+        bounded in messages (``queue_limit``) and in bytes (``max_output_bytes``); past
+        either, the client is cut off as a slow consumer.
         """
         if self._closing:
             self._context.counters.chat_losses[ChatLoss.MESSAGES_DROPPED] += 1
             return
+        batch = self._batch
+        if batch is not None:
+            batch.append(data)
+            return
         outbox = self._outbox
         if not outbox and self._stream is None and not self._writing_paused:
-            self._write(data)
+            self._batch = [data]
+            self._io.flush_soon()
             return
         if outbox is None:
             outbox = self._outbox = deque()
@@ -488,6 +506,29 @@ class ServerSession:
             # First in the queue, so that the client reads it before what waits behind it.
             self._warned_slow = True
             outbox.appendleft(replies.slow_reader_warning(queued, settings.queue_limit))
+
+    def flush_deliveries(self) -> None:
+        """Write the chat lines delivered during the loop iteration that just ended."""
+        batch = self._batch
+        if batch is None:
+            return
+        self._batch = None
+        if self._closing:
+            self._context.counters.chat_losses[ChatLoss.MESSAGES_DROPPED] += len(batch)
+            return
+        self._write(batch[0] if len(batch) == 1 else b"".join(batch))
+        if self._writing_paused:
+            self._enforce_output_cap()
+
+    def _write_after_batch(self, data: bytes) -> None:
+        """Write ``data`` behind the chat lines delivered earlier in this iteration."""
+        batch = self._batch
+        if batch is not None:
+            self._batch = None
+            batch.append(data)
+            data = b"".join(batch)
+        if data:
+            self._write(data)
 
     def _flush_outbox(self) -> None:
         """Write queued chat lines while the client's write buffer has room."""
@@ -598,7 +639,7 @@ class ServerSession:
                 if self._name is None:
                     self._disconnect_unnamed(replies.line(replies.SERVER_UNAVAILABLE))
                     return
-                self._write(replies.line(replies.BACKEND_UNAVAILABLE))
+                self._write_after_batch(replies.line(replies.BACKEND_UNAVAILABLE))
                 self._resume()
                 return
             then(value)
@@ -716,7 +757,9 @@ class ServerSession:
             return
         self._closing = True
         if farewell:
-            self._write(farewell)
+            self._write_after_batch(farewell)
+        elif self._batch is not None:
+            self._write_after_batch(b"")
         self._end_session(reason)
         self._close_gracefully()
 
