@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
@@ -33,8 +34,14 @@ class FakeConnection:
     # The session to flush at the end of the loop iteration, once it asked to be.
     session: ServerSession | None = None
     flush_asked: int = 0
+    writes: int = 0
+    # Called with each write before it is recorded (to look at other sessions then).
+    on_write: Callable[[bytes], None] | None = None
 
     def write(self, data: bytes) -> None:
+        if self.on_write is not None:
+            self.on_write(data)
+        self.writes += 1
         self.sent += data
 
     def write_buffer_size(self) -> int:
@@ -344,3 +351,107 @@ def test_a_refused_address_is_told_why_and_never_named() -> None:
 class _Nobody:
     def deliver(self, data: bytes) -> None:
         """Nothing reads it."""
+
+
+# Chat deliveries, coalesced per loop iteration
+
+
+def room_of(count: int, **settings: Any) -> list[Harness]:
+    """``count`` sessions on one backend, all in #dev, their output read."""
+    clock = ManualClock()
+    backend = memory_backend(clock, max_clients=count)
+    harnesses = [Harness(backend, clock=clock, **settings) for _ in range(count)]
+    for harness in harnesses:
+        harness.send(b"/join #dev\n")
+    for harness in harnesses:
+        harness.io.lines()
+    return harnesses
+
+
+def messages(lines: list[str]) -> list[str]:
+    """The texts of the chat messages (not presence changes) among ``lines``."""
+    return [
+        line.rsplit(": ", 1)[1]
+        for line in lines
+        if line.startswith("@") and " #dev " in line and " *: " not in line
+    ]
+
+
+def test_a_burst_reaches_each_member_in_one_write_complete_and_in_order() -> None:
+    sender, *members = room_of(4)
+    burst = b"".join(f"/say #dev m{number}\n".encode() for number in range(50))
+    for member in members:
+        member.io.writes = 0
+    acks = sender.send(burst)
+    assert len(acks) == 50
+    for member in members:
+        assert member.io.writes == 0  # held until the loop's turn is over
+        assert messages(member.io.lines()) == [f"m{number}" for number in range(50)]
+        assert member.io.writes == 1
+
+
+def test_the_senders_ack_follows_the_queueing_of_its_message() -> None:
+    sender, member = room_of(2)
+    queued_when_acked: list[int] = []
+
+    def note(data: bytes) -> None:
+        if b"ACK" in data:
+            queued_when_acked.append(member.io.flush_asked)
+
+    sender.io.on_write = note
+    assert sender.send(b"/say #dev hello\n") == ["/say #dev hello ACK"]
+    assert queued_when_acked == [1]
+    assert messages(member.io.lines()) == ["hello"]
+
+
+def test_a_member_that_leaves_in_a_burst_gets_nothing_after_its_leave() -> None:
+    sender, stayer, leaver = room_of(3)
+    sender.session.data_received(b"/say #dev before1\n/say #dev before2\n")
+    leaver.session.data_received(b"/leave #dev\n")
+    sender.session.data_received(b"/say #dev after\n")
+    left = leaver.io.lines()
+    # The reply to /leave comes behind the messages delivered before it, and nothing after.
+    assert messages(left) == ["before1", "before2"]
+    assert left[-1] == "left #dev"
+    assert messages(stayer.io.lines()) == ["before1", "before2", "after"]
+
+
+def test_a_member_whose_writing_is_paused_queues_and_is_warned_at_the_same_bounds() -> None:
+    sender, reader = room_of(2, queue_warn=3, queue_limit=5)
+    sender.send(b"/say #dev first\n")
+    reader.session.pause_writing()
+    reader.io.end_iteration()  # the first message was written before the pause
+    assert messages(reader.io.lines()) == ["first"]
+    sender.send(b"".join(f"/say #dev q{number}\n".encode() for number in range(3)))
+    assert reader.io.lines() == []
+    reader.session.resume_writing()
+    lines = reader.io.lines()
+    assert lines[0].startswith("WARNING you are reading slowly: 3 messages")
+    assert messages(lines) == ["q0", "q1", "q2"]
+    reader.session.pause_writing()
+    sender.send(b"".join(f"/say #dev r{number}\n".encode() for number in range(5)))
+    reader.advance(0.0)
+    assert reader.io.aborted
+    assert reader.counters.chat_losses == {
+        ChatLoss.SLOW_READERS: 1,
+        ChatLoss.MESSAGES_DROPPED: 5,
+    }
+
+
+def test_a_burst_past_the_output_cap_cuts_the_reader_off_when_it_is_written() -> None:
+    sender, reader = room_of(2, max_output_bytes=1000)
+    sender.send(b"/say #dev hello\n")
+    reader.session.pause_writing()
+    reader.io.unsent = 1001
+    reader.io.end_iteration()
+    assert reader.io.aborted
+    assert reader.reasons()["Client02"] is DisconnectReason.SLOW_CONSUMER
+
+
+def test_lines_held_for_a_session_that_was_cut_off_count_as_dropped() -> None:
+    sender, reader = room_of(2)
+    sender.send(b"/say #dev one\n/say #dev two\n")
+    reader.session.abort(DisconnectReason.SLOW_CONSUMER)
+    reader.io.end_iteration()
+    assert reader.io.sent == b""
+    assert reader.counters.chat_losses == {ChatLoss.MESSAGES_DROPPED: 2}
