@@ -556,6 +556,3 @@ async def fanout(options: BenchSettings, sync: Sync) -> Measurement:
         slow_reader_warnings=sum(receiver.warnings for receiver in receivers),
     )
     return measurement
-
-
-BenchOptions = BenchSettings

@@ -1,0 +1,118 @@
+"""Which scenarios a round runs, in what order, at which scale (full, or ``--quick``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from ackchat.settings import BenchSettings
+from comparison.servers import ACKCHAT, EARLIER
+
+# Run after the cold start to warm the server up; not recorded.
+WARM_UP = "warm-up"
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How many rounds, how long and how big: the full default or ``--quick``."""
+
+    rounds: int
+    warmup: float
+    duration: float
+    idle: int
+    cache: int
+    messages: int
+    cold: float
+    receivers: int
+
+
+FULL = Scale(
+    rounds=3,
+    warmup=1.0,
+    duration=5.0,
+    idle=10000,
+    cache=10000,
+    messages=1_000_000,
+    cold=5.0,
+    receivers=1000,
+)
+QUICK = Scale(
+    rounds=1,
+    warmup=0.3,
+    duration=1.0,
+    idle=1000,
+    cache=1000,
+    messages=100_000,
+    cold=1.0,
+    receivers=200,
+)
+
+
+def choose_scale(
+    quick: bool, rounds: int | None, duration: float | None, warmup: float | None
+) -> Scale:
+    """The full or the quick scale, with what the command line gives instead."""
+    scale = QUICK if quick else FULL
+    return replace(
+        scale,
+        rounds=scale.rounds if rounds is None else rounds,
+        duration=scale.duration if duration is None else duration,
+        warmup=scale.warmup if warmup is None else warmup,
+    )
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One run of the load generator against each server it applies to."""
+
+    key: str
+    options: BenchSettings
+    # The servers it runs against, besides the earlier ackchat (all when empty).
+    only: tuple[str, ...] = ()
+    # Whether the earlier ackchat runs it too (the hot paths, plain ACK and connect/exit).
+    earlier: bool = False
+
+    def applies_to(self, server: str) -> bool:
+        """Whether this scenario runs against ``server``."""
+        if server == EARLIER:
+            return self.earlier
+        return not self.only or server in self.only
+
+
+def scenarios(scale: Scale) -> list[Scenario]:
+    """The scenarios of one round, in the order they run after a server starts."""
+    timed = BenchSettings(connections=50, warmup=scale.warmup, duration=scale.duration)
+    echo = replace(timed, scenario="echo")
+    return [
+        Scenario("cold", replace(echo, connections=50, warmup=0.0, duration=scale.cold)),
+        Scenario(WARM_UP, replace(echo, connections=50, pipeline=4, warmup=0.0), earlier=True),
+        Scenario("echo 3/1", replace(echo, connections=3), earlier=True),
+        Scenario("echo 50/1", replace(echo, connections=50), earlier=True),
+        Scenario("echo 50/16", replace(echo, connections=50, pipeline=16), earlier=True),
+        Scenario("idle", replace(timed, scenario="idle", connections=scale.idle, duration=2.0)),
+        Scenario("churn 50", replace(timed, scenario="connect", connections=50), earlier=True),
+        Scenario(
+            "status",
+            replace(timed, scenario="status", connections=10, cache_fill=scale.cache),
+            (ACKCHAT,),
+        ),
+        # One message in flight: the sender waits for each ACK, which the server sends
+        # once the message is written (or queued) to every receiver.
+        Scenario(
+            "fanout",
+            replace(timed, scenario="fanout", connections=scale.receivers, workers=2),
+            (ACKCHAT,),
+        ),
+        # One client, two lines in flight: a steady stream, to see whether memory grows.
+        Scenario(
+            "messages",
+            replace(
+                echo,
+                connections=1,
+                pipeline=2,
+                warmup=0.0,
+                duration=120.0,
+                requests=scale.messages,
+            ),
+            (ACKCHAT,),
+        ),
+    ]

@@ -1,0 +1,64 @@
+"""compare.py's rounds and processes: options per server, failures as sentences, servers stopped."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import socket
+import sys
+
+import pytest
+
+from ackchat.bench.stats import Measurement
+from comparison.plan import QUICK, scenarios
+from comparison.processes import running
+from comparison.rounds import merge_options, run_rounds, wrong_replies
+from comparison.servers import REDIS, UVLOOP, Server, lineup
+
+
+def test_each_server_is_talked_to_its_own_way() -> None:
+    redis = next(server for server in lineup(None, redis=True) if server.name == REDIS)
+    churn = next(scenario for scenario in scenarios(QUICK) if scenario.key == "churn 50")
+    options = merge_options(redis.load, churn.options, port=4321, pid=99)
+    assert (options.scenario, options.connections) == ("connect", 50)
+    assert (options.port, options.server_pid) == (4321, 99)
+    assert (options.line_protocol, options.request, options.expect, options.quit) == (
+        True,
+        "PING",
+        "+PONG",
+        "QUIT",
+    )
+
+
+def test_wrong_replies_make_a_measurement_no_result() -> None:
+    assert wrong_replies(Measurement("echo", 3, replies=10)) is None
+    wrong = Measurement("echo", 3, errors=1200, error_samples=["expected b'a ACK', got b'b'"])
+    assert wrong_replies(wrong) == "1,200 wrong replies, the first: expected b'a ACK', got b'b'"
+
+
+def test_a_server_that_exits_at_once_is_one_failure_of_each_round() -> None:
+    command = [sys.executable, "-c", "raise SystemExit('unknown option --port.')"]
+    broken = Server("broken", lambda port: command)
+    log = io.StringIO()
+    results, failures = run_rounds([broken], scenarios(QUICK), 2, log)
+    assert results == {}
+    assert len(failures) == 2
+    for number, failure in enumerate(failures, 1):
+        assert re.fullmatch(
+            rf"round {number}: broken exited with code 1 before listening on port \d+:"
+            r" unknown option --port\.",
+            failure,
+        ), failure
+    assert log.getvalue().splitlines()[0] == "round 1 of 2"
+
+
+def test_a_server_runs_on_a_free_port_and_is_stopped_on_the_way_out() -> None:
+    echo = next(server for server in lineup(None, redis=False) if server.name == UVLOOP)
+    with running(echo) as (port, pid):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+            connection.sendall(b"hello\n")
+            assert connection.makefile("rb").readline() == b"hello ACK\n"
+        os.kill(pid, 0)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
