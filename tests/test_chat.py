@@ -142,6 +142,10 @@ async def test_names_are_unique_checked_and_kept_in_the_cache(
         "ERROR invalid name '9lives': use 1 to 20 letters, digits, '_' or '-',"
         " starting with a letter"
     )
+    assert await other.ask("/nick bad name") == (
+        "ERROR invalid name 'bad name': a name cannot contain spaces; use 1 to 20 letters,"
+        " digits, '_' or '-', starting with a letter"
+    )
     assert await other.ask("/nick x\x1b[2J") == (
         "ERROR invalid name 'x\\x1b[2J': use 1 to 20 letters, digits, '_' or '-',"
         " starting with a letter"

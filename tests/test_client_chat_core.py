@@ -196,6 +196,16 @@ def test_the_first_word_completes_to_command_words() -> None:
     assert directory.complete("WH") == ["who"]
 
 
+def test_the_slash_spellings_of_the_command_words_complete() -> None:
+    directory = ChatDirectory()
+    assert directory.complete("/q") == ["/quit"]
+    assert directory.complete("/e") == ["/exit"]
+    assert directory.complete("/h") == ["/help", "/history"]
+    assert directory.complete("/st") == ["/status"]
+    for word in ("/help", "/status", "/exit", "/quit"):
+        parse_command(word.encode())  # The server takes each of them.
+
+
 def test_names_complete_after_msg_without_our_own() -> None:
     directory = learned()
     assert directory.complete("/msg ", own_name="Client01") == ["alice", "bob", "Dave2", "erin"]
@@ -237,6 +247,13 @@ def test_jitter_keeps_each_delay_between_half_and_all_of_its_step() -> None:
 
 def test_no_time_means_no_attempt() -> None:
     assert list(backoff_delays(0, lambda: 0.0)) == []
+
+
+def test_no_time_limit_means_attempts_without_end() -> None:
+    delays = list(itertools.islice(backoff_delays(None, lambda: 1.0), 1000))
+    assert len(delays) == 1000
+    assert delays[:6] == [0.5, 1.0, 2.0, 4.0, 8.0, 10.0]
+    assert max(delays) == 10.0
 
 
 # Display

@@ -13,7 +13,7 @@ from typing import IO
 
 import pytest
 
-from ackchat.client import EXIT_OK
+from ackchat.client import EXIT_OK, EXIT_SERVER_CLOSED, ClientError
 from ackchat.client.piped import run_piped
 from ackchat.protocol import replies
 from ackchat.server.assembly import ChatServer
@@ -106,18 +106,65 @@ async def test_an_error_answers_its_line_and_the_session_goes_on(
     ]
 
 
+async def test_a_connect_timeout_of_0_connects_and_talks(server: ChatServer) -> None:
+    read_fd, write_fd = os.pipe()
+    os.write(write_fd, b"one\n")
+    os.close(write_fd)
+    output = io.StringIO()
+    try:
+        settings = ClientSettings(port=server.port, connect_timeout=0)
+        assert await bounded(run_piped(settings, read_fd, output)) == EXIT_OK
+    finally:
+        os.close(read_fd)
+    assert shown(output.getvalue().splitlines()) == [*WELCOME, "one ACK", "Goodbye, Client01."]
+
+
+async def test_a_connect_timeout_of_0_waits_for_the_greeting_until_the_server_closes() -> None:
+    accepted, release = asyncio.Event(), asyncio.Event()
+
+    async def say_nothing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.set()
+        await release.wait()
+        writer.close()
+
+    silent = await asyncio.start_server(say_nothing, "127.0.0.1", 0)
+    read_fd, write_fd = os.pipe()
+    os.close(write_fd)
+    try:
+        async with silent:
+            settings = ClientSettings(port=silent.sockets[0].getsockname()[1], connect_timeout=0)
+            client = asyncio.ensure_future(run_piped(settings, read_fd, io.StringIO()))
+            accepting = asyncio.ensure_future(accepted.wait())
+            await bounded(asyncio.wait({client, accepting}, return_when=asyncio.FIRST_COMPLETED))
+            assert not client.done(), f"the client gave up at once: {client.exception()}"
+            release.set()
+            # The server's closing, not a time limit, ends the wait.
+            with pytest.raises(ClientError) as failure:
+                await bounded(client)
+    finally:
+        os.close(read_fd)
+    assert failure.value.exit_code == EXIT_SERVER_CLOSED
+    assert str(failure.value) == "the server closed the connection without a greeting."
+
+
 # The ackchat command
 
 
 class ClientCommand:
-    """Starts ``ackchat connect`` processes; whatever is still running at the end is killed."""
+    """Starts ``ackchat connect`` processes; whatever is still running at the end is killed.
 
-    def __init__(self, path: str) -> None:
+    Their ``XDG_STATE_HOME`` is ``state``, so that an interactive client keeps its input
+    history there and not in the home directory of whoever runs the tests.
+    """
+
+    def __init__(self, path: str, state: Path) -> None:
         self.path = path
+        self.state = state
         # ACKCHAT_ settings in the test's environment must not change the client.
         self.environment = {
             name: value for name, value in os.environ.items() if not name.startswith(ENV_PREFIX)
         }
+        self.environment["XDG_STATE_HOME"] = str(state)
         self.processes: list[asyncio.subprocess.Process] = []
 
     async def start(
@@ -146,12 +193,12 @@ class ClientCommand:
 
 
 @pytest.fixture
-async def ackchat() -> AsyncIterator[ClientCommand]:
+async def ackchat(tmp_path: Path) -> AsyncIterator[ClientCommand]:
     """The installed console script, ready to start."""
     path = shutil.which("ackchat")
     if path is None:
         pytest.fail("the ackchat command is not on PATH; run: pip install -e '.[test]'")
-    command = ClientCommand(path)
+    command = ClientCommand(path, tmp_path / "state")
     yield command
     for process in command.processes:
         if process.returncode is None:

@@ -7,6 +7,7 @@ import fcntl
 import os
 import pty
 import signal
+import stat
 import struct
 import termios
 from collections.abc import Iterator
@@ -14,9 +15,13 @@ from pathlib import Path
 
 import pytest
 import trustme
+from prompt_toolkit import PromptSession
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.output import DummyOutput
 
 from ackchat.admission import Refusal
 from ackchat.client import EXIT_AUTH_FAILED, EXIT_CONNECT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
+from ackchat.client.interactive import password_prompt
 from ackchat.protocol import replies
 from conftest import ServerFactory, snapshot
 from lineclient import bounded
@@ -292,6 +297,55 @@ async def test_ctrl_c_while_waiting_for_a_reply_exits_130_quietly(client: Client
 
 # The password prompt on a terminal
 
+# Characters that no prompt, asterisk or escape sequence contains.
+UNSEEN = "\u00df\u00f8\u00e6\u00e5\u20ac"
+
+
+class ScreenRecorder(DummyOutput):
+    """A prompt_toolkit output that keeps the text written (escape sequences are calls)."""
+
+    def __init__(self) -> None:
+        self.text: list[str] = []
+
+    def write(self, data: str) -> None:
+        self.text.append(data)
+
+    def write_raw(self, data: str) -> None:
+        self.text.append(data)
+
+
+async def answer_and_screen(prompt: PromptSession[str], keys: str) -> tuple[str, str]:
+    """What ``prompt`` returns when ``keys`` are typed, and all it wrote meanwhile."""
+    assert isinstance(prompt.output, ScreenRecorder)
+    assert prompt.input is not None
+    prompt.input.send_text(keys)  # type: ignore[attr-defined]  # A pipe input has it.
+    answer = await bounded(prompt.prompt_async())
+    return answer, "".join(prompt.output.text)
+
+
+async def test_the_password_prompt_echoes_nothing_not_even_asterisks() -> None:
+    with create_pipe_input() as keyboard:
+        answer, screen = await answer_and_screen(
+            password_prompt(keyboard, ScreenRecorder()), UNSEEN + "\r"
+        )
+    assert answer == UNSEEN
+    assert "Password:" in screen
+    assert "*" not in screen
+    assert not set(UNSEEN) & set(screen)
+
+
+async def test_the_recorder_sees_what_is_echoed_so_the_test_above_can_fail() -> None:
+    with create_pipe_input() as keyboard:
+        masked = PromptSession[str](
+            "Password: ", is_password=True, input=keyboard, output=ScreenRecorder()
+        )
+        _, asterisks = await answer_and_screen(masked, UNSEEN + "\r")
+    with create_pipe_input() as keyboard:
+        plain = PromptSession[str]("Password: ", input=keyboard, output=ScreenRecorder())
+        _, echoed = await answer_and_screen(plain, UNSEEN + "\r")
+    assert "*" * len(UNSEEN) in asterisks
+    assert UNSEEN in echoed
+
 
 def _set_once(future: asyncio.Future[None]) -> None:
     if not future.done():
@@ -377,6 +431,11 @@ async def test_the_password_is_asked_for_on_a_terminal_until_it_is_right(
     assert await bounded(process.wait()) == 0
     assert PASSWORD.encode() not in terminal.output
     assert b"a guess" not in terminal.output
+    assert b"*" not in terminal.output
+    history = (on_terminal.state / "ackchat" / "history").read_bytes()
+    assert b"exit" in history
+    assert PASSWORD.encode() not in history
+    assert b"a guess" not in history
 
 
 async def test_ctrl_d_at_the_password_prompt_leaves(
@@ -398,3 +457,61 @@ async def test_the_auth_timeout_ends_the_password_prompt(
     await terminal.expect(b"Password:")
     await terminal.expect(f"ackchat: {replies.AUTH_TIMEOUT}".encode())
     assert await bounded(process.wait()) == EXIT_AUTH_FAILED
+
+
+# The input history on a terminal
+
+
+async def test_the_history_outlives_the_run_without_its_secrets(
+    start_server: ServerFactory, on_terminal: ClientCommand, terminal: Terminal
+) -> None:
+    server = await start_server()
+    first = await start_on(on_terminal, terminal, server.port)
+    # Each key waits for the prompt: while a line prints above it, the terminal is not
+    # in raw mode, and would take Ctrl-D for the end of its input. The greeting's last
+    # line prints above the first prompt.
+    await terminal.expect(replies.RESUME_PREFIX.encode())
+    await terminal.expect(b"Client01>")
+    terminal.type(b"hello history\r")
+    await terminal.expect(b"hello history ACK")
+    await terminal.expect(b"Client01>")
+    terminal.type(f"auth {PASSWORD}\r".encode())  # After the greeting it is a message.
+    await terminal.expect(f"auth {PASSWORD} ACK".encode())
+    await terminal.expect(b"Client01>")
+    terminal.type(b"\x04")
+    await terminal.expect(b"Goodbye, Client01.")
+    assert await bounded(first.wait()) == 0
+    path = on_terminal.state / "ackchat" / "history"
+    assert (stat.S_IMODE(path.parent.stat().st_mode), stat.S_IMODE(path.stat().st_mode)) == (
+        0o700,
+        0o600,
+    )
+    assert PASSWORD.encode() not in path.read_bytes()
+    second = await start_on(on_terminal, terminal, server.port)
+    await terminal.expect(replies.RESUME_PREFIX.encode())
+    await terminal.expect(b"Client02>")
+    terminal.type(b"\x1b[A\r")  # Up: the last line kept, then Enter.
+    await terminal.expect(b"hello history ACK")
+    terminal.type(b"exit\r")
+    await terminal.expect(b"Goodbye, Client02.")
+    assert await bounded(second.wait()) == 0
+
+
+async def test_a_history_file_that_cannot_be_used_costs_one_line(
+    start_server: ServerFactory, on_terminal: ClientCommand, terminal: Terminal, tmp_path: Path
+) -> None:
+    server = await start_server()
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    process = await start_on(
+        with_env(on_terminal, ACKCHAT_HISTORY_FILE=str(blocker / "history")), terminal, server.port
+    )
+    await terminal.expect(b"cannot keep the input history in ")
+    await terminal.expect(b"(Not a directory); it lasts for this run only.")
+    await terminal.expect(b"Client01>")
+    terminal.type(b"still here\r")
+    await terminal.expect(b"still here ACK")
+    terminal.type(b"exit\r")
+    await terminal.expect(b"Goodbye, Client01.")
+    assert await bounded(process.wait()) == 0
+    assert terminal.output.count(b"cannot keep the input history") == 1

@@ -145,6 +145,7 @@ def test_any_line_parses_or_raises_only_the_documented_error(line: bytes) -> Non
         (b"/who", Who()),
         (b"who", Who()),
         (b"/nick alice", Nick("alice")),
+        (b"/nick  John Smith ", Nick("John Smith")),  # Refused by the name rules, not usage.
         (b"/history dev", History("dev", None, 20)),
         (b"/history direct 5", History("direct", None, 5)),
         (b"/history #dev before 42 10", History("#dev", 42, 10)),
@@ -163,6 +164,7 @@ def test_chat_commands(line: bytes, command: Command) -> None:
         (b"/all", "usage: /all <text>"),
         (b"/join", "usage: /join <room>"),
         (b"/join a b", "usage: /join <room>"),
+        (b"/nick  ", "usage: /nick <name>"),
         (b"/rooms now", "usage: /rooms"),
         (b"/history dev before x", "usage: /history"),
         (b"/history dev 1 2", "usage: /history"),

@@ -174,6 +174,16 @@ def test_invalid_names(name: str) -> None:
         check_name(name)
 
 
+@pytest.mark.parametrize("name", ["bad name", "a\tb", " alice"])
+def test_a_name_with_white_space_is_refused_for_it(name: str) -> None:
+    with pytest.raises(InvalidNameError) as refusal:
+        check_name(name)
+    assert str(refusal.value) == (
+        f"invalid name {name!r}: a name cannot contain spaces;"
+        " use 1 to 20 letters, digits, '_' or '-', starting with a letter"
+    )
+
+
 def test_room_names_are_canonical() -> None:
     assert room_name("Lobby") == room_name("#lobby") == "#lobby"
     with pytest.raises(InvalidNameError):

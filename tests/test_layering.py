@@ -1,9 +1,10 @@
 """The layers the architecture promises, checked by reading the imports with ``ast``.
 
-The pure core (protocol, chat, the backend interface and memory backend, the session)
-does no I/O and reads no clock of its own, so it is tested without sockets or time;
-``protocol/`` is the bottom layer and imports nothing else of ackchat. The terminal
-commands that need no load generator do not import it.
+The pure core (protocol, chat, the backend interface and memory backend, the session,
+the client's reply tracker, completion, display and backoff) does no I/O and reads no
+clock of its own, so it is tested without sockets or time; ``protocol/`` is the bottom
+layer and imports nothing else of ackchat. The terminal commands that need no load
+generator do not import it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ PURE = [
     PACKAGE / "ratelimit.py",
     PACKAGE / "server" / "session.py",
     PACKAGE / "server" / "reload.py",
+    PACKAGE / "client" / "core.py",
+    PACKAGE / "client" / "directory.py",
+    PACKAGE / "client" / "display.py",
+    PACKAGE / "client" / "reconnect.py",
 ]
 IMPURE = {"asyncio", "socket", "ssl", "selectors", "time"}
 

@@ -184,3 +184,44 @@ def test_the_backlog_setting_is_validated() -> None:
     assert resolve(ServerSettings, {"backlog": "64"}, {}, None).backlog == 64
     with pytest.raises(SettingsError, match="--backlog must be a positive integer"):
         resolve(ServerSettings, {"backlog": "0"}, {}, None)
+
+
+def connect_settings(argv: list[str], env: dict[str, str], path: Path | None) -> ClientSettings:
+    """The client's settings for ``ackchat connect <argv>``."""
+    arguments = build_parser().parse_args(["connect", *argv])
+    return resolve(ClientSettings, given_flags(arguments, ClientSettings), env, path)
+
+
+def test_the_history_file_is_given_or_turned_off_from_every_source(tmp_path: Path) -> None:
+    assert connect_settings([], {}, None).history_file == ""  # The default location.
+    assert connect_settings(["--history-file", "h.txt"], {}, None).history_file == "h.txt"
+    assert connect_settings(["--no-history-file"], {}, None).history_file is None
+    # The last of the two flags wins, as with --x/--no-x.
+    last_wins = connect_settings(["--no-history-file", "--history-file", "h"], {}, None)
+    assert last_wins.history_file == "h"
+    assert connect_settings([], {"ACKCHAT_HISTORY_FILE": "OFF"}, None).history_file is None
+    assert connect_settings([], {"ACKCHAT_HISTORY_FILE": "./off"}, None).history_file == "./off"
+    off = write_config(tmp_path, "[connect]\nhistory_file = false\n")
+    assert connect_settings([], {}, off).history_file is None
+    flag_wins = connect_settings(["--history-file", "mine"], {}, off)
+    assert flag_wins.history_file == "mine"
+    with pytest.raises(SettingsError, match=r"history_file in config file .* must be a file path"):
+        connect_settings([], {}, write_config(tmp_path, "[connect]\nhistory_file = true\n"))
+
+
+def test_connect_help_shows_the_history_file_and_its_default(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["connect", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--history-file HISTORY_FILE" in text
+    assert "--no-history-file" in text
+    assert "(default: $XDG_STATE_HOME/ackchat/history, or ~/.local/state/ackchat/history;" in text
+
+
+def test_0_turns_the_client_timeouts_off() -> None:
+    default = ClientSettings()
+    assert (default.connect_limit, default.reconnect_limit) == (10.0, 60.0)
+    off = connect_settings(["--connect-timeout", "0", "--reconnect-timeout", "0"], {}, None)
+    assert (off.connect_limit, off.reconnect_limit) == (None, None)

@@ -24,6 +24,10 @@ class InvalidNameError(AckchatError):
 def check_name(name: str) -> str:
     """``name`` if a client may choose it, else :class:`InvalidNameError`."""
     if _NAME.fullmatch(name) is None:
+        if any(character.isspace() for character in name):
+            raise InvalidNameError(
+                f"invalid name {name!r}: a name cannot contain spaces; use {NAME_RULE}"
+            )
         raise InvalidNameError(f"invalid name {name!r}: use {NAME_RULE}")
     if _ASSIGNED.fullmatch(name):
         raise InvalidNameError(f"invalid name {name!r}: ClientNN names are assigned by the server")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import shlex
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 
@@ -44,9 +45,9 @@ def startup_lines(settings: ClientSettings) -> list[tuple[str, str]]:
     """The commands ``--name`` and ``--room`` stand for, each with the option it came from."""
     lines = []
     if settings.name:
-        lines.append((f"/nick {settings.name}", f"--name {settings.name}"))
+        lines.append((f"/nick {settings.name}", f"--name {shlex.quote(settings.name)}"))
     for room in filter(None, (part.strip() for part in settings.room.split(","))):
-        lines.append((f"/join {room}", f"--room {room}"))
+        lines.append((f"/join {room}", f"--room {shlex.quote(room)}"))
     for line, option in lines:
         if "\n" in line or "\r" in line:
             raise ClientError(f"{option.split()[0]} must be a single line.", EXIT_USAGE)
@@ -151,7 +152,10 @@ class ChatClient:
                 )
 
     def _resumer(self, token: str) -> Talk:
-        """The preamble on a new connection: take the old session back with ``token``."""
+        """The preamble on a new connection: take the old session back with ``token``.
+
+        A refusal is told once, in a sentence of ours: the server's error line is not shown.
+        """
 
         async def resume(session: Session) -> None:
             self._held_token = ""
@@ -160,7 +164,8 @@ class ChatClient:
                     f"reconnected as {session.tracker.name}; the server gave no resume token."
                 )
                 return
-            answer = _first_text(await session.ask(f"/resume {token}".encode()))
+            reply = await session.ask(f"/resume {token}".encode(), show_error=False)
+            answer = _first_text(reply)
             if answer.startswith(ERROR_PREFIX):
                 self._notify(
                     f"the session could not be resumed ({answer.removeprefix(ERROR_PREFIX)});"
@@ -172,13 +177,22 @@ class ChatClient:
         return resume
 
     async def _come_back(self) -> Session:
-        """A new connection, signed in, tried on the backoff schedule within the timeout."""
-        timeout = self._settings.reconnect_timeout
-        self._notify(f"the connection was lost; reconnecting for up to {timeout:g} seconds...")
-        deadline = asyncio.get_running_loop().time() + timeout
+        """A new connection, signed in, tried on the backoff schedule within the timeout.
+
+        Without a timeout (``reconnect_timeout`` 0) it tries until it succeeds, or until
+        asked to stop.
+        """
+        limit = self._settings.reconnect_limit
+        clock = asyncio.get_running_loop().time
+        if limit is None:
+            self._notify("the connection was lost; reconnecting without a time limit...")
+            deadline = None
+        else:
+            self._notify(f"the connection was lost; reconnecting for up to {limit:g} seconds...")
+            deadline = clock() + limit
         why = "no attempt was left"
-        for delay in backoff_delays(timeout, self._jitter):
-            if await self._stopped_within(delay) or asyncio.get_running_loop().time() > deadline:
+        for delay in backoff_delays(limit, self._jitter):
+            if await self._stopped_within(delay) or (deadline is not None and clock() > deadline):
                 break
             try:
                 session = await Session.connect(self._settings)

@@ -9,7 +9,7 @@ Exit codes:
   password file or CA file that cannot be read.
 - ``EXIT_CONNECT_FAILED`` (3): connection refused (by the system, or by the server's
   address policy), host unknown or unreachable, TLS handshake or certificate verification
-  failed, or no connection or greeting within ``connect_timeout``.
+  failed, or no connection or greeting within ``connect_timeout`` (if it is not 0).
 - ``EXIT_SERVER_FULL`` (4): the server had no free slot.
 - ``EXIT_SERVER_CLOSED`` (5): the server closed the connection before we said ``exit``
   (it shut down, or we were idle too long), or the connection was lost and could not be

@@ -7,9 +7,13 @@ and Ctrl-D end the session: the client says ``exit`` and waits briefly for the g
 A lost connection is restored and resumed while the prompt stays up; lines typed
 meanwhile are sent once it is back.
 
+The input history outlives the run, in a private file without secrets (see
+:mod:`ackchat.client.history`).
+
 A server that asks for a password gets the configured one first; otherwise, and after
-each wrong one, the password is asked for without echo, until the server gives up.
-Ctrl-C or Ctrl-D at that prompt leaves.
+each wrong one, the password is asked for until the server gives up. That prompt echoes
+nothing, not even an asterisk per character (which would tell the password's length),
+and keeps no history. Ctrl-C or Ctrl-D at that prompt leaves.
 """
 
 from __future__ import annotations
@@ -22,15 +26,19 @@ from prompt_toolkit import PromptSession, print_formatted_text
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 from prompt_toolkit.formatted_text import FormattedText
-from prompt_toolkit.history import DummyHistory, InMemoryHistory
+from prompt_toolkit.history import DummyHistory
+from prompt_toolkit.input import Input
+from prompt_toolkit.layout.processors import Processor, Transformation, TransformationInput
+from prompt_toolkit.output import Output
 from prompt_toolkit.patch_stdout import patch_stdout
 from prompt_toolkit.styles import Style
 
 from ackchat.client.chat import ChatClient, say_exit
 from ackchat.client.core import Event, WrongPassword
 from ackchat.client.directory import ChatDirectory
-from ackchat.client.display import INFO, Fragments, fragments, terminal_safe
+from ackchat.client.display import ALERT, INFO, Fragments, fragments, terminal_safe
 from ackchat.client.errors import EXIT_OK
+from ackchat.client.history import open_history
 from ackchat.client.session import PasswordSource, Session, configured_password
 from ackchat.errors import AckchatError
 from ackchat.protocol.commands import Exit, parse_command
@@ -54,9 +62,38 @@ class PasswordPromptClosedError(AckchatError):
     """Ctrl-C or Ctrl-D at the password prompt: the user gives up signing in."""
 
 
+class HiddenInput(Processor):
+    """Shows none of what is typed, and keeps the cursor where the input starts.
+
+    prompt_toolkit's ``is_password`` shows an asterisk per character; this shows nothing,
+    as ``getpass`` does, while the prompt still runs on the event loop (the server may
+    close the connection while the password is being typed).
+    """
+
+    def apply_transformation(self, transformation_input: TransformationInput) -> Transformation:
+        return Transformation([], source_to_display=_at_start, display_to_source=_at_start)
+
+
+def _at_start(position: int) -> int:
+    return 0
+
+
+def password_prompt(
+    keyboard: Input | None = None, screen: Output | None = None
+) -> PromptSession[str]:
+    """The ``Password:`` prompt (on the terminal unless told otherwise): no echo, no history."""
+    return PromptSession(
+        "Password: ",
+        input_processors=[HiddenInput()],
+        history=DummyHistory(),
+        input=keyboard,
+        output=screen,
+    )
+
+
 def configured_then_asked(password: str) -> PasswordSource:
     """Give the configured password first, then ask on the terminal (never into history)."""
-    prompt: PromptSession[str] = PromptSession(history=DummyHistory())
+    prompt = password_prompt()
     tried_configured = False
 
     async def give(complaint: WrongPassword | None) -> str:
@@ -67,7 +104,7 @@ def configured_then_asked(password: str) -> PasswordSource:
         if complaint is not None:
             print(terminal_safe(complaint.text))
         try:
-            return await prompt.prompt_async("Password: ", is_password=True)
+            return await prompt.prompt_async()
         except (KeyboardInterrupt, EOFError):
             raise PasswordPromptClosedError from None
 
@@ -133,6 +170,9 @@ async def run_interactive(settings: ClientSettings) -> int:
     def notify(text: str) -> None:
         _print([(INFO, f"* {terminal_safe(text)}")])
 
+    def warn(text: str) -> None:
+        _print([(ALERT, f"* {terminal_safe(text)}")])
+
     def show(event: Event) -> None:
         directory.observe(event)
         _print(fragments(event))
@@ -146,7 +186,7 @@ async def run_interactive(settings: ClientSettings) -> int:
             return EXIT_OK
         prompt: PromptSession[str] = PromptSession(
             message=lambda: f"{client.name}> ",
-            history=InMemoryHistory(),
+            history=open_history(settings.history_file, warn),
             completer=ChatCompleter(directory, lambda: client.name),
         )
         typed: asyncio.Queue[str] = asyncio.Queue()

@@ -10,7 +10,7 @@ MAX_DELAY = 10.0
 
 
 def backoff_delays(
-    total: float,
+    total: float | None,
     random: Callable[[], float],
     first: float = FIRST_DELAY,
     cap: float = MAX_DELAY,
@@ -19,13 +19,14 @@ def backoff_delays(
 
     Each delay is jittered to between half and all of its step (``random`` gives 0 to 1),
     so clients cut off together do not come back together; the delays stop before their
-    sum would pass ``total`` (the server's resume grace, after which resuming is futile).
+    sum would pass ``total`` (the server's resume grace, after which resuming is futile),
+    and never if ``total`` is None.
     """
     spent = 0.0
     step = first
     while True:
         delay = step * (0.5 + 0.5 * random())
-        if spent + delay > total:
+        if total is not None and spent + delay > total:
             return
         spent += delay
         yield delay

@@ -129,11 +129,18 @@ def _connect_failure(error: OSError, tls: bool) -> str:
 
 
 def connect_error(
-    error: OSError, address: str, timeout: float, tls_host: str | None
+    error: OSError, address: str, timeout: float | None, tls_host: str | None
 ) -> ClientError:
-    """The error for a connection to ``address`` that failed (``ackchat bench`` says it too)."""
+    """The error for a connection to ``address`` that failed (``ackchat bench`` says it too).
+
+    ``timeout`` is the client's own limit, None if it has none (the system timed out).
+    """
     if isinstance(error, TimeoutError):
-        reason = f"no answer within {timeout:g} seconds."
+        reason = (
+            "no answer; the system gave up waiting."
+            if timeout is None
+            else f"no answer within {timeout:g} seconds."
+        )
     elif isinstance(error, ssl.SSLError) and tls_host is not None:
         reason = _tls_failure(error, tls_host)
     else:
@@ -157,12 +164,13 @@ class Session:
         self.tracker = ReplyTracker()
         self._answered = asyncio.Event()
         self._collected: list[Event] | None = None
+        self._errors_shown = True
 
     @classmethod
     async def connect(cls, settings: ClientSettings) -> Session:
-        """Connect (and shake hands for TLS) within ``connect_timeout``."""
+        """Connect (and shake hands for TLS) within ``connect_timeout`` (0: no limit)."""
         address = host_port(settings.host, settings.port)
-        timeout = settings.connect_timeout
+        timeout = settings.connect_limit
         context = _tls_context(settings)
         try:
             reader, writer = await asyncio.wait_for(
@@ -183,8 +191,9 @@ class Session:
     async def greet(self, password: PasswordSource) -> Greeting:
         """Read up to the greeting's first line, answering password requests from ``password``.
 
-        Each line from the server must come within ``connect_timeout``; time spent getting
-        the password does not count, but the server's closing meanwhile ends the wait.
+        Each line from the server must come within ``connect_timeout`` (0: no limit); time
+        spent getting the password does not count, but the server's closing meanwhile ends
+        the wait.
         Returns the greeting, whose block's other lines the relay shows.
         """
         while True:
@@ -201,8 +210,8 @@ class Session:
             self._writer.write(b"auth " + secret.encode() + b"\n")
 
     async def _before_greeting(self) -> Event | None:
-        """The next event before the greeting, within ``connect_timeout``."""
-        timeout = self._settings.connect_timeout
+        """The next event before the greeting, within ``connect_timeout`` (0: no limit)."""
+        timeout = self._settings.connect_limit
         try:
             return await asyncio.wait_for(self._receive(), timeout)
         except TimeoutError:
@@ -258,28 +267,34 @@ class Session:
         """Wait until every reply due so far has been received in full."""
         await self._answered.wait()
 
-    async def ask(self, line: bytes) -> list[Event]:
+    async def ask(self, line: bytes, *, show_error: bool = True) -> list[Event]:
         """Send one line while no reply is due, and return its reply once complete.
 
-        The reply's events are shown by the relay as well, which must be running.
+        The reply's events are shown by the relay as well, which must be running; with
+        ``show_error`` False, a reply that is an ``ERROR`` line is not, so that the caller
+        can say in its own words what the refusal means, once.
         """
         if self.tracker.awaiting_reply:
             raise ValueError("ask only when no reply is due")
         collected: list[Event] = []
         self._collected = collected
+        self._errors_shown = show_error
         try:
             await self.send(line)
             await self.replies_done()
         finally:
             self._collected = None
+            self._errors_shown = True
         return collected
 
     async def relay(self, show: Show) -> None:
         """Show the server's lines as they arrive (block ends hidden), until it closes."""
         while (event := await self._receive()) is not None:
+            hidden = isinstance(event, EndOfBlock)
             if self._collected is not None and _is_reply(event):
                 self._collected.append(event)
-            if not isinstance(event, EndOfBlock):
+                hidden |= not self._errors_shown and _is_error(event)
+            if not hidden:
                 show(event)
             if not self.tracker.awaiting_reply:
                 self._answered.set()
@@ -324,11 +339,18 @@ class Session:
             raise ClientError(
                 f"the server sent a line longer than {MAX_SERVER_LINE_BYTES} bytes.", EXIT_ERROR
             ) from None
-        except (ConnectionError, ssl.SSLError):
+        except (ConnectionError, TimeoutError, ssl.SSLError):
+            # TimeoutError here is the system's (ETIMEDOUT: keepalive or retransmissions
+            # gave up), so the only TimeoutError the callers see is their own limit's.
             return None
         if not data:
             return None
         return self.tracker.received(data.removesuffix(b"\n").decode(errors="replace"))
+
+
+def _is_error(event: Event) -> bool:
+    """Whether ``event`` is an ``ERROR`` line answering what was sent."""
+    return isinstance(event, ReplyLine) and event.text.startswith(ERROR_PREFIX)
 
 
 def _is_reply(event: Event) -> bool:

@@ -98,7 +98,7 @@ class Who:
 
 @dataclass(frozen=True, slots=True)
 class Nick:
-    """``/nick <name>``: choose one's own name."""
+    """``/nick <name>``: choose one's own name (the rest of the line, spaces and all)."""
 
     name: str
 
@@ -244,6 +244,12 @@ def _parse_slash(text: str) -> Command:
         return Rooms() if word == "/rooms" else Who()
     if word == "/history":
         return _parse_history(arguments, usage)
+    if word == "/nick":
+        # The whole rest is the name asked for: one with a space in it is then refused by
+        # the name rules (chat/names.py), which say why, rather than by a usage line.
+        if not arguments:
+            raise usage()
+        return Nick(rest.strip())
     if len(arguments) != 1:
         raise usage()
     argument = arguments[0]
@@ -253,8 +259,6 @@ def _parse_slash(text: str) -> Command:
         return Leave(argument)
     if word == "/members":
         return Members(argument)
-    if word == "/nick":
-        return Nick(argument)
     return Resume(argument)
 
 

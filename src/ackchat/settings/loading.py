@@ -3,7 +3,8 @@
 A setting is a dataclass field made by :func:`~ackchat.settings.values.option`, whose
 metadata holds its parser and help text; fields without it are not settings. Every value
 is validated the same way wherever it came from, and a bad one is reported with its
-source.
+source. A boolean has a ``--<flag>`` and a ``--no-<flag>``; so has an optional file
+(``--<flag> PATH``), whose ``--no-<flag>`` means no file.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any, Generic, TypeVar
 from ackchat.settings.bench import BenchSettings
 from ackchat.settings.client import ClientSettings
 from ackchat.settings.server import ServerSettings
-from ackchat.settings.values import SettingsError, boolean
+from ackchat.settings.values import SettingsError, boolean, optional_file_path
 
 ENV_PREFIX = "ACKCHAT_"
 CONFIG_ENV = "ACKCHAT_CONFIG"
@@ -56,23 +57,29 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type[Any]) -> None:
         help=f"TOML config file, read from its [{TABLES[cls]}] table (env {CONFIG_ENV})",
     )
     for setting in settings_of(cls):
-        default = _show(setting.default)
+        default = setting.metadata["shown_default"] or _show(setting.default)
         help_text = f"{setting.metadata['help']} (default: {default}; env {env_name(setting.name)})"
+        flag = flag_name(setting.name)
         if setting.metadata["parse"] is boolean:
             parser.add_argument(
-                flag_name(setting.name),
+                flag,
                 dest=setting.name,
                 action=argparse.BooleanOptionalAction,
                 default=None,
                 help=help_text,
             )
-        else:
+            continue
+        parser.add_argument(
+            flag, dest=setting.name, metavar=setting.name.upper(), default=None, help=help_text
+        )
+        if setting.metadata["parse"] is optional_file_path:
+            # False is what the parser takes for "no file", as from TOML.
             parser.add_argument(
-                flag_name(setting.name),
+                "--no-" + flag.removeprefix("--"),
                 dest=setting.name,
-                metavar=setting.name.upper(),
-                default=None,
-                help=help_text,
+                action="store_const",
+                const=False,
+                help=f"use no file for {flag}",
             )
 
 

@@ -81,6 +81,24 @@ def file_path(value: object) -> str:
     return value.strip()
 
 
+# The word that turns an optional file off in a variable or a config file (TOML may say
+# false instead; on the command line it is --no-<flag>).
+NO_FILE = "off"
+
+
+def optional_file_path(value: object) -> str | None:
+    """A file path, ``""`` for the default file, or None for no file at all.
+
+    None comes from ``off`` (a variable, a config string), TOML's ``false``, or the
+    ``--no-<flag>`` that :func:`~ackchat.settings.loading.add_arguments` adds for it.
+    """
+    if value is False or (isinstance(value, str) and value.strip().lower() == NO_FILE):
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"must be a file path, or {NO_FILE}")
+    return value.strip()
+
+
 def boolean(value: object) -> bool:
     """true/false, yes/no, on/off or 1/0."""
     if isinstance(value, bool):
@@ -120,12 +138,22 @@ def choice(*allowed: str) -> Callable[[object], str]:
     return parse
 
 
-def option(default: Any, parse: Callable[[object], Any], help: str, *, secret: bool = False) -> Any:
+def option(
+    default: Any,
+    parse: Callable[[object], Any],
+    help: str,
+    *,
+    secret: bool = False,
+    shown_default: str = "",
+) -> Any:
     """A settings field: its default, the parser that validates it, and its help text.
 
     A secret one is left out of the settings' repr, so it never reaches a log line.
+    ``shown_default`` is what ``--help`` says the default is when the value itself would
+    not tell (an empty path that stands for a file found at run time).
     """
-    return field(default=default, repr=not secret, metadata={"parse": parse, "help": help})
+    metadata = {"parse": parse, "help": help, "shown_default": shown_default}
+    return field(default=default, repr=not secret, metadata=metadata)
 
 
 def room_text(value: object) -> str:
