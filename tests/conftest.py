@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,6 +17,7 @@ from ackchat.records import DisconnectReason, StatusSnapshot
 from ackchat.server.assembly import ChatServer
 from ackchat.settings import ServerSettings
 from lineclient import LineClient
+from redisserver import RedisServer, redis_binary
 
 TEST_SETTINGS = ServerSettings(host="127.0.0.1", port=0, shutdown_timeout=2.0)
 
@@ -115,3 +116,16 @@ async def connect() -> AsyncIterator[ClientFactory]:
     yield open_client
     for client in clients:
         client.close()
+
+
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[RedisServer]:
+    """A redis-server on a free port of 127.0.0.1 for a module's tests, stopped after.
+
+    Fails where redis-server is not installed: CI installs it (.ci/run).
+    """
+    server = RedisServer.start(redis_binary())
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
 import pytest
@@ -18,8 +19,10 @@ from ackchat.bench.chatlines import (
 from ackchat.bench.client import BenchError
 from ackchat.bench.scenarios import run_scenario
 from ackchat.bench.stats import Measurement, failed_checks, fanout_figures, summarize
+from ackchat.records import DisconnectReason
 from ackchat.settings import BenchSettings
-from conftest import ServerFactory
+from conftest import ServerFactory, snapshot
+from lineclient import eventually
 
 EVENT = b"@15 2026-11-25T14:00:05+00:00 #dev Client01: 7 123456789"
 
@@ -151,6 +154,23 @@ async def test_fanout_reaches_every_receiver_in_order(start_server: ServerFactor
     assert summary["order_violations"] == 0
     assert summary["receivers_unfinished"] == 0
     assert measurement.latency.count == measurement.replies > 0
+
+
+async def test_fanout_connections_say_exit_so_none_is_held_for_resume(
+    start_server: ServerFactory,
+) -> None:
+    # A held client stays in the room: the next run would fan out to it as well.
+    server = await start_server(max_clients=10)
+    options = replace(SHORT, port=server.port, connections=5, requests=20)
+    assert (await run_scenario(options)).errors == 0
+
+    async def all_gone() -> bool:
+        await asyncio.sleep(0)
+        return snapshot(server).connected == 0
+
+    await eventually(all_gone, "every fanout client left")
+    reasons = {record.reason for record in snapshot(server).sessions}
+    assert reasons == {DisconnectReason.EXIT}
 
 
 async def test_fanout_at_a_bounded_rate(start_server: ServerFactory) -> None:

@@ -2,7 +2,9 @@
 
 The sender writes ``/say <room> <n> <timestamp_ns>``; every receiver gets the event line
 ``@<id> <time> #room <sender>: <n> <timestamp_ns>`` and checks that the numbers arrive
-complete and in order. Nothing here does I/O or reads a clock, so it is tested on bytes.
+complete and in order. Against redis-server the same text is the payload of ``PUBLISH``
+and of the ``message`` pushes (:mod:`ackchat.bench.resp`). Nothing here does I/O or reads
+a clock, so it is tested on bytes.
 """
 
 from __future__ import annotations
@@ -41,9 +43,16 @@ def parse_event(line: bytes) -> ChatEvent | None:
     return ChatEvent(int(parts[0][1:]), parts[2], parts[3], text)
 
 
-def message_text(number: int, sent_ns: int) -> bytes:
-    """The text of message ``number`` sent at ``sent_ns`` (the sender's clock)."""
-    return b"%d %d" % (number, sent_ns)
+def message_text(number: int, sent_ns: int, size: int = 0) -> bytes:
+    """The text of message ``number`` sent at ``sent_ns`` (the sender's clock).
+
+    Its time is zero-padded to make the text at least ``size`` bytes long (``--size``),
+    so that a message is as big whichever server carries it.
+    """
+    text = b"%d %d" % (number, sent_ns)
+    if len(text) >= size:
+        return text
+    return b"%d %s%d" % (number, b"0" * (size - len(text)), sent_ns)
 
 
 def end_text(count: int) -> bytes:

@@ -61,6 +61,9 @@ def run_bench(arguments: argparse.Namespace, env: Mapping[str, str]) -> int:
         return EXIT_INTERRUPTED
     summary = summarize(measurement)
     summary["pipeline"] = options.pipeline
+    if options.scenario == "fanout":
+        # Which server's publish/subscribe the figures are of: the counts are named alike.
+        summary["pubsub"] = options.pubsub
     if settings.json:
         print(json.dumps(summary, indent=2))
     else:

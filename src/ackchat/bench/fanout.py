@@ -6,6 +6,10 @@ sender keeps ``pipeline`` numbered ``/say`` messages in flight (optionally at a 
 rate) and checks each ACK; a receiver checks that the numbers arrive complete and in
 order, and times each from the ``time.monotonic_ns()`` the sender embedded: Linux's
 monotonic clock is one clock for every process of the machine.
+
+The schedule of the sender (:class:`Pacer`) and the account a receiver keeps
+(:class:`Arrivals`) know nothing of the wire: redis-server's PUBLISH and SUBSCRIBE
+(:mod:`ackchat.bench.pubsub`) use them too, so that both servers' figures mean the same.
 """
 
 from __future__ import annotations
@@ -13,8 +17,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Sequence
-from typing import cast
+from collections.abc import Callable, Sequence
+from typing import Protocol, cast
 
 from ackchat.bench.chatlines import (
     PRESENCE,
@@ -44,17 +48,16 @@ WARNING = b"WARNING "
 ERROR = ERROR_PREFIX.encode()
 
 
-class RoomConnection(asyncio.Protocol):
-    """A connection that skips the greeting, joins a room, then hands lines to ``live``."""
+class FanoutConnection(asyncio.Protocol):
+    """A fanout connection, to either server: its socket, and ``ready`` once it is set up.
 
-    def __init__(self, tally: Tally, room: bytes) -> None:
-        self._tally = tally
-        self._room = room
-        self._framer = LineFramer(MAX_REPLY_BYTES)
-        self._phase = "first line"
+    Set up means in the room (ackchat) or past the first answer (redis-server's PING or
+    SUBSCRIBE); the future fails with why not.
+    """
+
+    def __init__(self) -> None:
         self._transport: asyncio.Transport | None = None
-        loop = asyncio.get_running_loop()
-        self.joined: asyncio.Future[None] = loop.create_future()
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
@@ -63,6 +66,39 @@ class RoomConnection(asyncio.Protocol):
         """Close the socket."""
         if self._transport is not None:
             self._transport.close()
+
+    @property
+    def set_up(self) -> bool:
+        """Whether it got ready (not failed, nor given up on when it did not answer)."""
+        ready = self.ready
+        return ready.done() and not ready.cancelled() and ready.exception() is None
+
+    def _send(self, data: bytes) -> None:
+        assert self._transport is not None
+        self._transport.write(data)
+
+
+class RoomConnection(FanoutConnection):
+    """A connection that skips the greeting, joins a room, then hands lines to ``live``."""
+
+    def __init__(self, tally: Tally, room: bytes) -> None:
+        super().__init__()
+        self._tally = tally
+        self._room = room
+        self._framer = LineFramer(MAX_REPLY_BYTES)
+        self._phase = "first line"
+
+    def close(self) -> None:
+        """Say ``exit`` if in the room, then close the socket.
+
+        A client that just vanishes is held for ``/resume`` (``--resume-grace``, 60 s by
+        default), still in the room: the next run's messages would go to its buffer too,
+        and the server would fan out to twice the receivers.
+        """
+        transport = self._transport
+        if self.live_now and transport is not None and not transport.is_closing():
+            self._write(b"exit")
+        super().close()
 
     def data_received(self, data: bytes) -> None:
         lines = self._framer.feed(data)
@@ -77,8 +113,8 @@ class RoomConnection(asyncio.Protocol):
 
     def lost(self, error: BenchError) -> None:
         """The connection is gone: fail whatever waits on it."""
-        if not self.joined.done():
-            self.joined.set_exception(error)
+        if not self.ready.done():
+            self.ready.set_exception(error)
 
     @property
     def live_now(self) -> bool:
@@ -92,8 +128,7 @@ class RoomConnection(asyncio.Protocol):
             self.lost(BenchError(closed_early(exc)))
 
     def _write(self, line: bytes) -> None:
-        assert self._transport is not None
-        self._transport.write(line + b"\n")
+        self._send(line + b"\n")
 
     def _setup(self, lines: Sequence[bytes | LineTooLong]) -> Sequence[bytes | LineTooLong]:
         """Skip the greeting block, send ``/join``, skip its reply; return the lines after."""
@@ -101,7 +136,7 @@ class RoomConnection(asyncio.Protocol):
             if self._phase == "first line":
                 error = first_line_error(line)
                 if error is not None:
-                    self.joined.set_exception(error)
+                    self.ready.set_exception(error)
                     self._phase = "failed"
                     return []
                 self._phase = "greeting"
@@ -113,45 +148,46 @@ class RoomConnection(asyncio.Protocol):
                 if type(line) is bytes and line.startswith(ERROR):
                     reason = line.removeprefix(ERROR).decode(errors="replace")
                     refused = f"the server refused /join {self._room.decode()}: {reason}"
-                    self.joined.set_exception(BenchError(refused))
+                    self.ready.set_exception(BenchError(refused))
                     self._phase = "failed"
                 elif line == END:
                     # The block held the room's recent messages: earlier runs, not ours.
                     self._phase = "live"
-                    self.joined.set_result(None)
+                    self.ready.set_result(None)
                     return lines[position + 1 :]
         return []
 
 
-class FanoutReceiver(RoomConnection):
-    """A room member: checks the order of the sender's messages and times each one."""
+class Arrivals:
+    """One receiver's account of the sender's messages: their order, their latency, the end.
 
-    def __init__(self, tally: Tally, room: bytes) -> None:
-        super().__init__(tally, room)
+    A connection hands it the texts of the messages it received, whatever the wire; each
+    numbered message counts once for this receiver and is timed from the sender's clock
+    to ``now``, so deliveries/s is messages x receivers.
+    """
+
+    __slots__ = ("_tally", "check", "done", "warnings")
+
+    def __init__(self, tally: Tally) -> None:
+        self._tally = tally
         self.check = SequenceCheck()
+        # Slow-reader warnings the server sent (ackchat's; redis-server has none).
         self.warnings = 0
+        # Done when the final message came, or the connection was lost (a tally error):
+        # never an exception, which nobody might retrieve when a run fails to set up.
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
-    def live(self, lines: Sequence[bytes | LineTooLong]) -> None:
-        now = time.monotonic_ns()
+    def take(self, texts: Sequence[bytes], now: int) -> None:
+        """Account for the texts of messages that arrived at ``now`` (monotonic ns)."""
         tally = self._tally
         measuring = tally.measuring
         samples = tally.samples
         receive = self.check.receive
         delivered = 0
-        for line in lines:
-            event = parse_event(line) if type(line) is bytes else None
-            if event is None:
-                if type(line) is bytes and line.startswith(WARNING):
-                    self.warnings += 1
-                else:
-                    tally.error(f"unexpected line {line!r}")
-                continue
-            if event.sender == PRESENCE:
-                continue
-            message = parse_message(event.text)
-            if message is None or event.scope != self._room:
-                self._other(event.text, event.scope)
+        for text in texts:
+            message = parse_message(text)
+            if message is None:
+                self._other(text)
                 continue
             number, sent = message
             receive(number)
@@ -163,11 +199,11 @@ class FanoutReceiver(RoomConnection):
             if len(samples) >= FLUSH_SAMPLES:
                 tally.flush()
 
-    def _other(self, text: bytes, scope: bytes) -> None:
-        """An event that is not a numbered message: the final one, or an error."""
+    def _other(self, text: bytes) -> None:
+        """A text that is not a numbered message: the final one, or an error."""
         total = parse_end(text)
-        if total is None or scope != self._room:
-            self._tally.error(f"unexpected event {scope!r} {text!r}")
+        if total is None:
+            self._tally.error(f"unexpected message {text!r}")
             return
         self.check.finish(total)
         # The first receiver to hear the end closes its process's window.
@@ -176,31 +212,47 @@ class FanoutReceiver(RoomConnection):
             self.done.set_result(None)
 
     def lost(self, error: BenchError) -> None:
-        super().lost(error)
-        if self.live_now and not self.done.done():
+        """The receiver's connection is gone before the end: an error, and the end of it."""
+        if not self.done.done():
             self._tally.error(str(error))
-            self.done.set_exception(error)
+            self.done.set_result(None)
 
 
-class FanoutSender(RoomConnection):
-    """The room's sender: ``pipeline`` messages in flight, at most ``rate`` a second.
+class Pacer:
+    """A sender's schedule: ``pipeline`` messages in flight, at most ``rate`` a second.
 
     It sends while the tally's window is open (and fewer than ``limit`` messages went,
-    if ``limit`` is set), then, once every ACK is in, the final ``end <count>`` message.
+    if ``limit`` is set), then, once every reply is in, the final ``end <count>`` message.
+    The connection writes each text with ``publish`` and reports the replies it matched
+    to messages in flight with :meth:`answered`.
     """
 
-    def __init__(self, tally: Tally, room: bytes, pipeline: int, rate: float, limit: int) -> None:
-        super().__init__(tally, room)
+    def __init__(
+        self,
+        tally: Tally,
+        publish: Callable[[bytes], None],
+        pipeline: int,
+        rate: float,
+        limit: int,
+        size: int,
+    ) -> None:
+        self._tally = tally
+        self._publish = publish
         self._pipeline = pipeline
         self._interval_ns = int(1e9 / rate) if rate > 0 else 0
         self._limit = limit
-        self._in_flight: deque[bytes] = deque()
+        self._size = size
         self._started_ns = 0
         self._timer: asyncio.TimerHandle | None = None
         self._stopping = False
         self._end_sent = False
+        self.in_flight = 0
         self.sent = 0
         self.acked_in_window = 0
+        # Why the run's figures mean nothing (redis: the wrong number of subscribers).
+        self.failure: BenchError | None = None
+        # Done when the final message is answered, or the connection was lost (an error
+        # in the tally, as for :attr:`Arrivals.done`).
         self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def start(self) -> None:
@@ -209,41 +261,43 @@ class FanoutSender(RoomConnection):
         self._pump()
 
     def stop(self) -> asyncio.Future[None]:
-        """Send no more messages; the future is done when the final one is acknowledged."""
+        """Send no more messages; the future is done when the final one is answered."""
         self._stopping = True
         if self._timer is not None:
             self._timer.cancel()
         self._maybe_end()
         return self.finished
 
-    def live(self, lines: Sequence[bytes | LineTooLong]) -> None:
-        tally = self._tally
-        for line in lines:
-            if type(line) is bytes and (line.startswith(b"@") or line.startswith(WARNING)):
-                continue
-            if not self._in_flight:
-                tally.error(f"unexpected line {line!r}")
-                continue
-            expected = self._in_flight.popleft()
-            if line != expected:
-                tally.error(f"expected {expected!r}, got {line!r}")
-            if tally.measuring:
-                self.acked_in_window += 1
+    def answered(self, replies: int) -> None:
+        """``replies`` messages in flight were answered: send what may go now."""
+        self.in_flight -= replies
+        if self._tally.measuring:
+            self.acked_in_window += replies
         if self._end_sent:
-            if not self._in_flight and not self.finished.done():
+            if not self.in_flight and not self.finished.done():
                 self.finished.set_result(None)
             return
         self._pump()
         self._maybe_end()
 
+    def abort(self, failure: BenchError) -> None:
+        """Give up on the run: send no more messages but the final one, so receivers end.
+
+        The scenario raises ``failure`` (the first given) once the receivers are done.
+        """
+        if self.failure is None:
+            self.failure = failure
+        self._tally.finish()
+        self.stop()
+
     def lost(self, error: BenchError) -> None:
-        super().lost(error)
+        """The sender's connection is gone: an error, and the end of sending."""
         if self._timer is not None:
             self._timer.cancel()
-        if self.live_now and not self.finished.done():
+        if not self.finished.done():
             self._tally.error(str(error))
             self._tally.finish()
-            self.finished.set_exception(error)
+            self.finished.set_result(None)
 
     def _tick(self) -> None:
         """The rate's next message is due."""
@@ -257,7 +311,7 @@ class FanoutSender(RoomConnection):
         while (
             self._tally.sending
             and not self._stopping
-            and len(self._in_flight) < self._pipeline
+            and self.in_flight < self._pipeline
             and (not self._limit or self.sent < self._limit)
         ):
             now = time.monotonic_ns()
@@ -268,15 +322,103 @@ class FanoutSender(RoomConnection):
                         (due - now) / 1e9, self._tick
                     )
                     return
-            self._say(message_text(self.sent, now))
+            self._emit(message_text(self.sent, now, self._size))
             self.sent += 1
 
     def _maybe_end(self) -> None:
-        """Send the final message once sending is over and every ACK is in."""
+        """Send the final message once sending is over and every reply is in."""
         done_sending = self._stopping or (self._limit and self.sent >= self._limit)
-        if done_sending and not self._in_flight and not self._end_sent:
+        if done_sending and not self.in_flight and not self._end_sent:
             self._end_sent = True
-            self._say(end_text(self.sent))
+            self._emit(end_text(self.sent))
+
+    def _emit(self, text: bytes) -> None:
+        self.in_flight += 1
+        self._publish(text)
+
+
+class Sender(Protocol):
+    """What the fanout scenario needs of its sender, whichever server it talks to."""
+
+    @property
+    def pacer(self) -> Pacer:
+        """Its schedule, counts and end."""
+
+    def close(self) -> None:
+        """Close the socket."""
+
+
+class Receiver(Protocol):
+    """What the fanout scenario needs of a receiver, whichever server it talks to."""
+
+    @property
+    def arrivals(self) -> Arrivals:
+        """What it received."""
+
+    def close(self) -> None:
+        """Close the socket."""
+
+
+class FanoutReceiver(RoomConnection):
+    """A room member: checks the order of the sender's messages and times each one."""
+
+    def __init__(self, tally: Tally, room: bytes) -> None:
+        super().__init__(tally, room)
+        self.arrivals = Arrivals(tally)
+
+    def live(self, lines: Sequence[bytes | LineTooLong]) -> None:
+        now = time.monotonic_ns()
+        texts = []
+        for line in lines:
+            event = parse_event(line) if type(line) is bytes else None
+            if event is None:
+                if type(line) is bytes and line.startswith(WARNING):
+                    self.arrivals.warnings += 1
+                else:
+                    self._tally.error(f"unexpected line {line!r}")
+            elif event.sender != PRESENCE:
+                if event.scope == self._room:
+                    texts.append(event.text)
+                else:
+                    self._tally.error(f"unexpected event {event.scope!r} {event.text!r}")
+        self.arrivals.take(texts, now)
+
+    def lost(self, error: BenchError) -> None:
+        super().lost(error)
+        if self.live_now:
+            self.arrivals.lost(error)
+
+
+class FanoutSender(RoomConnection):
+    """The room's sender: ``/say`` each message of its :class:`Pacer`, check each ACK."""
+
+    def __init__(
+        self, tally: Tally, room: bytes, pipeline: int, rate: float, limit: int, size: int
+    ) -> None:
+        super().__init__(tally, room)
+        self._in_flight: deque[bytes] = deque()
+        self.pacer = Pacer(tally, self._say, pipeline, rate, limit, size)
+
+    def live(self, lines: Sequence[bytes | LineTooLong]) -> None:
+        tally = self._tally
+        in_flight = self._in_flight
+        answered = 0
+        for line in lines:
+            if type(line) is bytes and (line.startswith(b"@") or line.startswith(WARNING)):
+                continue
+            if not in_flight:
+                tally.error(f"unexpected line {line!r}")
+                continue
+            expected = in_flight.popleft()
+            if line != expected:
+                tally.error(f"expected {expected!r}, got {line!r}")
+            answered += 1
+        self.pacer.answered(answered)
+
+    def lost(self, error: BenchError) -> None:
+        super().lost(error)
+        if self.live_now:
+            self.pacer.lost(error)
 
     def _say(self, text: bytes) -> None:
         line = b"/say " + self._room + b" " + text

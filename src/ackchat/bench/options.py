@@ -25,9 +25,13 @@ scenarios:
            gets every message in order and times it from the send (time.monotonic_ns);
            deliveries/s = messages x receivers received per second; the server needs
            --max-clients above N + 1
+           --pubsub redis: the same through redis-server's publish/subscribe: the N
+           receivers SUBSCRIBE to the channel --room, the sender keeps K PUBLISH in
+           flight, each of which must reach N subscribers; redis-server needs
+           --maxclients above N + 1 (its default is 10,000)
 
 Against redis-server: --line-protocol --request PING --expect +PONG (--quit QUIT for
-the connect scenario).
+the connect scenario); --scenario fanout --pubsub redis for its publish/subscribe.
 """
 
 EXIT_CODES = """\

@@ -129,9 +129,14 @@ def full_message(options: BenchSettings, admitted: int) -> str:
     }.get(options.scenario, "")
     fewer = admitted - (need - options.connections)
     lower = f"use --connections {fewer} or fewer, or " if fewer >= 1 else ""
+    server = (
+        "redis-server with --maxclients"
+        if options.redis_pubsub
+        else "the server with --max-clients"
+    )
     return (
         f"the server is full: it admitted {admitted} of the {need} connections this run"
-        f" holds at once{parts}; {lower}start the server with --max-clients {need} or more."
+        f" holds at once{parts}; {lower}start {server} {need} or more."
     )
 
 

@@ -23,7 +23,14 @@ from ackchat.bench.client import (
     greeted_in_time,
     open_connection,
 )
-from ackchat.bench.fanout import FanoutReceiver, FanoutSender, RoomConnection
+from ackchat.bench.fanout import (
+    FanoutConnection,
+    FanoutReceiver,
+    FanoutSender,
+    Receiver,
+    Sender,
+)
+from ackchat.bench.pubsub import RedisPublisher, RedisSubscriber, answered_in_time
 from ackchat.bench.stats import LatencyHistogram, Measurement, ReplyRule
 from ackchat.settings import BENCH_SCENARIOS, BenchSettings
 
@@ -92,11 +99,16 @@ def usage_problem(options: BenchSettings) -> str | None:
     """Why ``options`` cannot make a run (one sentence), or None if they can."""
     if options.scenario not in SCENARIOS:
         return f"unknown scenario {options.scenario!r}; choose one of {', '.join(SCENARIOS)}."
-    if options.scenario in ("status", "fanout") and options.line_protocol:
-        uses = "'status all'" if options.scenario == "status" else "rooms"
+    if options.scenario == "status" and options.line_protocol:
         return (
-            f"the {options.scenario} scenario uses {uses}, which only an ackchat server has;"
+            "the status scenario uses 'status all', which only an ackchat server has;"
             " leave out --line-protocol."
+        )
+    if options.scenario == "fanout" and options.line_protocol and not options.redis_pubsub:
+        return (
+            "the fanout scenario uses rooms, which only an ackchat server has; leave out"
+            " --line-protocol, or measure redis-server's SUBSCRIBE and PUBLISH with"
+            " --pubsub redis."
         )
     return None
 
@@ -480,79 +492,117 @@ async def status(options: BenchSettings, sync: Sync) -> Measurement:
     return measurement
 
 
-R = TypeVar("R", bound=RoomConnection)
+# A fanout connection of some kind; the sender's and the receivers' in open_fanout.
+C = TypeVar("C", bound=FanoutConnection)
+S = TypeVar("S", bound=FanoutConnection)
+R = TypeVar("R", bound=FanoutConnection)
 
 
-async def open_in_room(
-    options: BenchSettings, make: Callable[[], R], count: int, held: int = 0
-) -> list[R]:
-    """Open ``count`` connections that join ``options.room``; wait until each has joined."""
+async def open_ready(
+    options: BenchSettings, make: Callable[[], C], count: int, held: int = 0
+) -> list[C]:
+    """Open ``count`` fanout connections; wait (bounded) until each is set up."""
     gate = asyncio.Semaphore(OPEN_CONCURRENCY)
+    host, port = options.host, options.port
+    answered = answered_in_time if options.redis_pubsub else greeted_in_time
 
-    async def open_one() -> R:
+    async def open_one() -> C:
         async with gate:
-            connection = await open_connection(make, options.host, options.port)
+            connection = await open_connection(make, host, port)
             try:
-                await greeted_in_time(connection.joined, options.host, options.port)
+                await answered(connection.ready, host, port)
             except BaseException:
                 connection.close()
                 raise
             return connection
 
     openings = [open_one() for _ in range(count)]
-    return await _all_or_none(openings, RoomConnection.close, held)
+    return await _all_or_none(openings, FanoutConnection.close, held)
+
+
+async def open_fanout(
+    options: BenchSettings, sender: Callable[[], S], receiver: Callable[[], R]
+) -> tuple[list[S], list[R]]:
+    """The sender first (if this process sends), then the receivers, each set up."""
+    senders = await open_ready(options, sender, 1) if options.sends else []
+    try:
+        receivers = await open_ready(options, receiver, options.connections, len(senders))
+    except BaseException:
+        for connection in senders:
+            connection.close()
+        raise
+    return senders, receivers
+
+
+async def room_fanout(
+    options: BenchSettings, tally: Tally
+) -> tuple[Sequence[Sender], Sequence[Receiver]]:
+    """A ``/say`` sender and receivers that joined ``options.room`` (ackchat)."""
+    room = options.room.encode()
+
+    def sender() -> FanoutSender:
+        pipeline, rate, limit = options.pipeline, options.rate, options.requests
+        return FanoutSender(tally, room, pipeline, rate, limit, options.size)
+
+    return await open_fanout(options, sender, lambda: FanoutReceiver(tally, room))
+
+
+async def redis_fanout(
+    options: BenchSettings, tally: Tally
+) -> tuple[Sequence[Sender], Sequence[Receiver]]:
+    """A ``PUBLISH`` sender and receivers subscribed to the channel ``options.room``.
+
+    The sender expects each message to reach every receiver of the run, in all workers.
+    """
+    channel = options.room.encode()
+
+    def sender() -> RedisPublisher:
+        pipeline, rate, limit = options.pipeline, options.rate, options.requests
+        subscribers = options.all_connections
+        return RedisPublisher(tally, channel, subscribers, pipeline, rate, limit, options.size)
+
+    return await open_fanout(options, sender, lambda: RedisSubscriber(tally, channel))
 
 
 async def fanout(options: BenchSettings, sync: Sync) -> Measurement:
-    """One sender, ``connections`` receivers in a room: deliveries/s, latency, losses.
+    """One sender and ``connections`` receivers of a room (or a redis channel).
 
-    The first worker also runs the sender; every worker's window closes at its end or
-    when one of its receivers hears the sender's final message. Afterwards each receiver
-    waits (bounded) for that final message, so that every message can be accounted for.
+    Deliveries/s, latency and losses. The first worker also runs the sender; every
+    worker's window closes at its end or when one of its receivers hears the sender's
+    final message. Afterwards each receiver waits (bounded) for that final message, so
+    that every message can be accounted for.
     """
     tally = Tally()
-    room = options.room.encode()
-    senders = []
-    if options.sends:
-        senders = await open_in_room(
-            options,
-            lambda: FanoutSender(tally, room, options.pipeline, options.rate, options.requests),
-            1,
-        )
-    try:
-        receivers = await open_in_room(
-            options, lambda: FanoutReceiver(tally, room), options.connections, len(senders)
-        )
-    except BaseException:
-        for sender in senders:
-            sender.close()
-        raise
+    opening = redis_fanout if options.redis_pubsub else room_fanout
+    senders, receivers = await opening(options, tally)
+    pacers = [sender.pacer for sender in senders]
+    arrivals = [receiver.arrivals for receiver in receivers]
     sync()
     window = Window(options, tally)
     tally.sending = True
-    for sender in senders:
-        sender.start()
+    for pacer in pacers:
+        pacer.start()
     try:
         await window.run()
-        endings = [sender.stop() for sender in senders]
-        endings += [receiver.done for receiver in receivers]
+        endings = [pacer.stop() for pacer in pacers]
+        endings += [arrival.done for arrival in arrivals]
         await asyncio.wait(endings, timeout=DRAIN_TIMEOUT)
-        for ending in endings:
-            if ending.done():
-                # Already counted as an error by the connection; retrieved so asyncio is quiet.
-                ending.exception()
     finally:
-        for connection in [*senders, *receivers]:
+        connections: list[Sender | Receiver] = [*senders, *receivers]
+        for connection in connections:
             connection.close()
+    for pacer in pacers:
+        if pacer.failure is not None:
+            raise pacer.failure
     tally.flush()
     measurement = _measurement(options, tally, window, len(receivers))
-    checks = [receiver.check for receiver in receivers]
+    checks = [arrival.check for arrival in arrivals]
     measurement.extra.update(
-        messages_sent=sum(sender.sent for sender in senders),
-        messages_in_window=sum(sender.acked_in_window for sender in senders),
+        messages_sent=sum(pacer.sent for pacer in pacers),
+        messages_in_window=sum(pacer.acked_in_window for pacer in pacers),
         deliveries_in_order=sum(check.in_order for check in checks),
         order_violations=sum(check.violations for check in checks),
         receivers_unfinished=sum(not check.finished for check in checks),
-        slow_reader_warnings=sum(receiver.warnings for receiver in receivers),
+        slow_reader_warnings=sum(arrival.warnings for arrival in arrivals),
     )
     return measurement

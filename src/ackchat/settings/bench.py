@@ -18,6 +18,8 @@ from ackchat.settings.values import (
 )
 
 BENCH_SCENARIOS = ("echo", "connect", "idle", "status", "fanout")
+# Whose publish/subscribe the fanout scenario measures: ackchat's rooms, or redis-server's.
+PUBSUB_SERVERS = ("ackchat", "redis")
 # Connections when the command line does not say: most scenarios, and fanout's receivers.
 DEFAULT_CONNECTIONS = 50
 FANOUT_RECEIVERS = 1000
@@ -54,7 +56,9 @@ class BenchSettings:
     expect: str = option(
         "", text, "a reply is right if it ends with this (default: request + ' ACK')"
     )
-    size: int = option(16, positive_int, "message bytes")
+    size: int = option(
+        16, positive_int, "message bytes (fanout: at least, as '<n> <send time>' zero-padded)"
+    )
     quit: str = option("", text, "line-protocol connect: the line that makes it close")
     server_pid: int = option(0, non_negative_int, "read this server process's memory; 0: none")
     cache_fill: int = option(
@@ -63,15 +67,34 @@ class BenchSettings:
     status_clients: int = option(10, positive_int, "status: clients asking 'status all' in a loop")
     status_repeats: int = option(20, positive_int, "status: timed 'status all' requests alone")
     rate: float = option(0.0, non_negative_number, "fanout: messages per second at most; 0: any")
-    room: str = option("#bench", room_text, "fanout: the room")
+    room: str = option("#bench", room_text, "fanout: the room (--pubsub redis: the channel)")
+    pubsub: str = option(
+        "ackchat",
+        choice(*PUBSUB_SERVERS),
+        "fanout: whose publish/subscribe to measure: ackchat's rooms (/join, /say), or"
+        " redis-server's SUBSCRIBE and PUBLISH (no greeting: --line-protocol is implied)",
+    )
     json: bool = option(False, boolean, "print the results as JSON")
-    # Not a setting: whether this process runs the fanout sender (only the first worker).
+    # Not settings: whether this process runs the fanout sender (only the first worker),
+    # and the whole run's connections when these settings are one worker's share (0: they
+    # are not a share). Redis's sender checks each PUBLISH reaches all the receivers.
     sends: bool = field(default=True, repr=False)
+    run_connections: int = field(default=0, repr=False)
+
+    @property
+    def redis_pubsub(self) -> bool:
+        """Whether the run is a fanout through redis-server's SUBSCRIBE and PUBLISH."""
+        return self.scenario == "fanout" and self.pubsub == "redis"
 
     @property
     def greeting(self) -> bool:
-        """Whether the server greets each client (ackchat) or not (a plain line server)."""
-        return not self.line_protocol
+        """Whether the server greets each client (ackchat) or not (a line server, redis)."""
+        return not self.line_protocol and not self.redis_pubsub
+
+    @property
+    def all_connections(self) -> int:
+        """The whole run's connections (fanout: receivers), even in one worker's share."""
+        return self.run_connections or self.connections
 
     @property
     def at_once(self) -> int:
@@ -97,5 +120,10 @@ class BenchSettings:
 
         if self.scenario == "fanout":
             # ``requests`` limits the one sender's messages: it is not shared out.
-            return replace(self, connections=part(self.connections), sends=worker == 0)
+            return replace(
+                self,
+                connections=part(self.connections),
+                sends=worker == 0,
+                run_connections=self.connections,
+            )
         return replace(self, connections=part(self.connections), requests=part(self.requests))
