@@ -73,9 +73,14 @@ def test_the_earlier_ackchat_runs_the_hot_paths_only_and_chat_scenarios_ackchat_
     plan = {scenario.key: scenario for scenario in scenarios(QUICK)}
     earlier = [key for key, scenario in plan.items() if scenario.applies_to(EARLIER)]
     assert earlier == [WARM_UP, "echo 3/1", "echo 50/1", "echo 50/16", "churn 50"]
-    for key in ("status", "fanout", "messages"):
+    for key in ("status", "messages"):
         assert plan[key].applies_to(ACKCHAT)
         assert not plan[key].applies_to(REDIS)
+    for key in ("fanout", "fanout 100", "fanout 10", "fanout window 1", "fanout moderate"):
+        assert plan[key].applies_to(ACKCHAT)
+        assert plan[key].applies_to(REDIS)
+        assert not plan[key].applies_to(UVLOOP)
+        assert plan[key].options.pipeline == (1 if key == "fanout window 1" else 64)
     assert all(plan[key].applies_to(UVLOOP) for key in ("cold", "idle", "churn 50"))
     assert plan["fanout"].options.connections == QUICK.receivers
 

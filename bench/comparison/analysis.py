@@ -60,11 +60,15 @@ FIGURES = (
     Figure("status loop: others' echo p99", "status", "latency_p99_us", "ms", 1 / 1000),
     Figure("cold start: first seconds / steady", "cold", "cold_ratio", "x"),
     Figure("messages through 1 conn: RSS growth", "messages", "rss_growth_kb", "KB"),
-    Figure("fanout: deliveries", "fanout", "rate", "per s"),
-    Figure("fanout: messages", "fanout", "messages_per_s", "per s"),
-    Figure("fanout: send-to-receipt p50", "fanout", "latency_p50_us", "ms", 1 / 1000),
-    Figure("fanout: send-to-receipt p99", "fanout", "latency_p99_us", "ms", 1 / 1000),
-    Figure("fanout: send-to-receipt max", "fanout", "latency_max_us", "ms", 1 / 1000),
+    Figure("fanout, 64 in flight: deliveries", "fanout", "rate", "per s"),
+    Figure("fanout, 64 in flight: messages", "fanout", "messages_per_s", "per s"),
+    Figure("fanout, 64 in flight: p99", "fanout", "latency_p99_us", "ms", 1 / 1000),
+    Figure("fanout to 100: deliveries", "fanout 100", "rate", "per s"),
+    Figure("fanout to 10: deliveries", "fanout 10", "rate", "per s"),
+    Figure("fanout, 1 in flight: p50", "fanout window 1", "latency_p50_us", "ms", 1 / 1000),
+    Figure("fanout, 1 in flight: p99", "fanout window 1", "latency_p99_us", "ms", 1 / 1000),
+    Figure("fanout at 1,000 msg/s: p50", "fanout moderate", "latency_p50_us", "ms", 1 / 1000),
+    Figure("fanout at 1,000 msg/s: p99", "fanout moderate", "latency_p99_us", "ms", 1 / 1000),
     Figure("fanout: messages lost", "fanout", "messages_lost", "deliveries"),
     Figure("fanout: order violations", "fanout", "order_violations", "count"),
     Figure("fanout: generator CPU", "fanout", "cpu_percent", "% of a core"),
@@ -107,6 +111,9 @@ TARGETS = (
     Target("(hot) echo 50/16 ≥ 0.95x earlier", "echo 50 / 16", "min", 0.95, EARLIER),
     Target("(hot) churn ≥ 0.95x earlier", "churn 50 parallel", "min", 0.95, EARLIER),
     Target("(chat) fanout: no message lost", "fanout: messages lost", "max", 0.0),
+    Target(
+        "(fanout) 64 in flight ≥ 0.5x redis", "fanout, 64 in flight: deliveries", "min", 0.5, REDIS
+    ),
 )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ackchat.settings import BenchSettings
-from comparison.servers import ACKCHAT, EARLIER
+from comparison.servers import ACKCHAT, EARLIER, REDIS
 
 # Run after the cold start to warm the server up; not recorded.
 WARM_UP = "warm-up"
@@ -78,6 +78,31 @@ class Scenario:
         return not self.only or server in self.only
 
 
+# Room fan-out, against ackchat's rooms and redis-server's PUBLISH with the same load.
+FANOUT_SERVERS = (ACKCHAT, REDIS)
+FANOUT_WINDOW = 64
+FANOUT_MODERATE_RATE = 1000.0
+
+
+def fanout_scenarios(timed: BenchSettings, scale: Scale) -> list[Scenario]:
+    """One sender, ``scale.receivers`` members (and 100, and 10), 64 messages in flight;
+    then one in flight (pure latency) and a moderate rate of 1,000 messages a second."""
+    fanout = replace(
+        timed,
+        scenario="fanout",
+        connections=scale.receivers,
+        pipeline=FANOUT_WINDOW,
+        workers=2,
+    )
+    return [
+        Scenario("fanout", fanout, FANOUT_SERVERS),
+        Scenario("fanout 100", replace(fanout, connections=100), FANOUT_SERVERS),
+        Scenario("fanout 10", replace(fanout, connections=10, workers=1), FANOUT_SERVERS),
+        Scenario("fanout window 1", replace(fanout, pipeline=1), FANOUT_SERVERS),
+        Scenario("fanout moderate", replace(fanout, rate=FANOUT_MODERATE_RATE), FANOUT_SERVERS),
+    ]
+
+
 def scenarios(scale: Scale) -> list[Scenario]:
     """The scenarios of one round, in the order they run after a server starts."""
     timed = BenchSettings(connections=50, warmup=scale.warmup, duration=scale.duration)
@@ -95,13 +120,7 @@ def scenarios(scale: Scale) -> list[Scenario]:
             replace(timed, scenario="status", connections=10, cache_fill=scale.cache),
             (ACKCHAT,),
         ),
-        # One message in flight: the sender waits for each ACK, which the server sends
-        # once the message is written (or queued) to every receiver.
-        Scenario(
-            "fanout",
-            replace(timed, scenario="fanout", connections=scale.receivers, workers=2),
-            (ACKCHAT,),
-        ),
+        *fanout_scenarios(timed, scale),
         # One client, two lines in flight: a steady stream, to see whether memory grows.
         Scenario(
             "messages",

@@ -100,7 +100,8 @@ def scale_note(run: Run) -> str:
         f"Scale: each timed scenario warmed up for {scale.warmup:g} s and measured"
         f" {scale.duration:g} s; idle held {scale.idle:,} connections; status filled a"
         f" cache of {scale.cache:,} entries; fanout sent to {scale.receivers:,} receivers"
-        f" in one room; messages sent {scale.messages:,} lines through one connection."
+        f" in one room (and to 100 and 10), 64 messages in flight (redis: PUBLISH to as"
+        f" many subscribers); messages sent {scale.messages:,} lines through one connection."
     )
 
 

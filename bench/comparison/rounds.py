@@ -33,6 +33,7 @@ def merge_options(
         request=load.request,
         expect=load.expect,
         quit=load.quit,
+        pubsub=load.pubsub,
     )
 
 

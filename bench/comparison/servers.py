@@ -83,6 +83,6 @@ def lineup(earlier: Path | None, redis: bool) -> list[Server]:
     servers.append(Server(UVLOOP, baseline_command("echo_uvloop.py"), LINE))
     servers.append(Server(STREAMS, baseline_command("echo_streams.py"), LINE))
     if redis:
-        ping = replace(LINE, request="PING", expect="+PONG", quit="QUIT")
+        ping = replace(LINE, request="PING", expect="+PONG", quit="QUIT", pubsub="redis")
         servers.append(Server(REDIS, redis_command, ping))
     return servers
