@@ -1,9 +1,10 @@
-"""Shared fixtures: a real server on 127.0.0.1 with an ephemeral port, and line clients."""
+"""Shared fixtures: a real server on 127.0.0.1 with an ephemeral port, line clients, server
+processes as the nodes of one service, HAProxy in front of them, and a redis-server."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,7 +17,9 @@ from ackchat.backend.pending import Pending, Result
 from ackchat.records import DisconnectReason, StatusSnapshot
 from ackchat.server.assembly import ChatServer
 from ackchat.settings import ServerSettings
+from haproxyprocess import HAProxy, start_in_front_of
 from lineclient import LineClient
+from nodes import Nodes
 from redisserver import RedisServer, redis_binary
 
 TEST_SETTINGS = ServerSettings(host="127.0.0.1", port=0, shutdown_timeout=2.0)
@@ -116,6 +119,33 @@ async def connect() -> AsyncIterator[ClientFactory]:
     yield open_client
     for client in clients:
         client.close()
+
+
+@pytest.fixture
+async def nodes() -> AsyncIterator[Nodes]:
+    """``ackchat serve`` processes as the nodes of one service; all stopped after the test."""
+    started = Nodes()
+    yield started
+    await started.stop_all()
+
+
+ProxyFactory = Callable[[Sequence[int]], Coroutine[Any, Any, HAProxy]]
+
+
+@pytest.fixture
+async def haproxy(tmp_path: Path) -> AsyncIterator[ProxyFactory]:
+    """Start HAProxy, configured as docs/CLUSTER.md says, in front of nodes on given ports;
+    each is stopped after the test. Fails where haproxy is not installed (CI installs it)."""
+    started: list[HAProxy] = []
+
+    async def start(node_ports: Sequence[int]) -> HAProxy:
+        proxy = await start_in_front_of(node_ports, tmp_path)
+        started.append(proxy)
+        return proxy
+
+    yield start
+    for proxy in started:
+        await proxy.stop()
 
 
 @pytest.fixture(scope="module")

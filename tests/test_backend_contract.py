@@ -3,8 +3,11 @@
 Each test runs against every backend in ``BACKENDS`` (the ``open_backend`` fixture) and
 speaks only the :class:`~ackchat.backend.interface.Backend` interface: calls, the
 answers they give (through :func:`answer`, which waits for a pending one) and what
-peers are sent. Nothing here looks inside a backend, so a new backend (Redis) is held to
-the same contract by adding it to ``BACKENDS`` and :func:`make_backend`.
+peers are sent. Nothing here looks inside a backend, so a new backend is held to the
+same contract by adding it to ``BACKENDS`` and :func:`make_backend`. The Redis backend
+runs on a real redis-server (one per module), in a cluster of its own per backend; its
+held sessions' grace is measured by Redis's clock, so those tests let it pass through a
+:class:`~backends.Lapse` rather than the manual clock.
 
 Calls that race are *issued* together before any answer is awaited: a backend that
 answers later (``memory-later``) then carries them out only once they are all
@@ -28,14 +31,24 @@ from ackchat.backend.interface import Backend
 from ackchat.backend.pending import Pending, Result
 from ackchat.chat.hub import ChatError, ChatEvent
 from ackchat.records import DisconnectReason, SessionRecord
-from backends import DeferredBackend, ManualClock, memory_backend
+from backends import (
+    DeferredBackend,
+    Lapse,
+    ManualClock,
+    ManualLapse,
+    RedisLapse,
+    memory_backend,
+    redis_backend,
+    redis_url,
+)
 
 T = TypeVar("T")
 P = ParamSpec("P")
 
 # "memory": the memory backend, answering at once; "memory-later": the same state
-# behind answers that are pending until the test settles them, as a remote backend's.
-BACKENDS = ["memory", "memory-later"]
+# behind answers that are pending until the test settles them, as a remote backend's;
+# "redis": the Redis backend, one node of a cluster on a real redis-server.
+BACKENDS = ["memory", "memory-later", "redis"]
 
 # How long a pending answer may take to come (only a backend in another process waits).
 WAIT = 5.0
@@ -43,12 +56,18 @@ WAIT = 5.0
 UNKNOWN_TOKEN = "unknown or expired resume token"
 
 
-def make_backend(kind: str, clock: ManualClock, **sizes: Any) -> Backend:
-    """A backend of ``kind`` on ``clock``, not started; ``sizes`` as MemoryBackend takes them."""
+def make_backend(kind: str, clock: ManualClock, url: str = "", **sizes: Any) -> Backend:
+    """A backend of ``kind`` on ``clock``, not started; ``sizes`` as MemoryBackend takes them.
+
+    A Redis backend uses the redis-server at ``url``, and a node id of "" so that its
+    records are the ones the memory backend makes (test_redis_backend.py checks nodes).
+    """
     if kind == "memory":
         return memory_backend(clock, **sizes)
     if kind == "memory-later":
         return cast(Backend, DeferredBackend(memory_backend(clock, **sizes)))
+    if kind == "redis":
+        return redis_backend(url, clock, **sizes)
     raise ValueError(f"no such backend: {kind}")
 
 
@@ -71,11 +90,27 @@ def backend_kind(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def open_backend(backend_kind: str, clock: ManualClock) -> AsyncIterator[OpenBackend]:
+def url(backend_kind: str, request: pytest.FixtureRequest) -> str:
+    """The redis-server a Redis backend uses ("" for the others, which start none)."""
+    if backend_kind != "redis":
+        return ""
+    return redis_url(request.getfixturevalue("redis_server").port)
+
+
+@pytest.fixture
+def lapse(backend_kind: str, clock: ManualClock, url: str) -> Lapse:
+    """How the test lets a held session's grace pass for this backend."""
+    return RedisLapse(url) if backend_kind == "redis" else ManualLapse(clock)
+
+
+@pytest.fixture
+async def open_backend(
+    backend_kind: str, clock: ManualClock, url: str
+) -> AsyncIterator[OpenBackend]:
     opened: list[Backend] = []
 
     async def open_one(**sizes: Any) -> Backend:
-        backend = make_backend(backend_kind, clock, **sizes)
+        backend = make_backend(backend_kind, clock, url, **sizes)
         await backend.start()
         opened.append(backend)
         return backend
@@ -230,8 +265,10 @@ contract_examples = settings(
 # Lifecycle
 
 
-async def test_a_started_backend_answers_and_closes(backend_kind: str, clock: ManualClock) -> None:
-    backend = make_backend(backend_kind, clock, max_clients=2)
+async def test_a_started_backend_answers_and_closes(
+    backend_kind: str, clock: ManualClock, url: str
+) -> None:
+    backend = make_backend(backend_kind, clock, url, max_clients=2)
     await asyncio.wait_for(backend.start(), WAIT)
     try:
         admitted = await answer(backend, backend.admit("127.0.0.1:1", Inbox()))
@@ -407,16 +444,16 @@ async def test_invalid_names_are_refused_and_change_nothing(
 
 
 async def test_a_held_name_stays_reserved_until_it_expires(
-    open_backend: OpenBackend, clock: ManualClock
+    open_backend: OpenBackend, lapse: Lapse
 ) -> None:
-    backend = await open_backend(max_clients=3, resume_grace=30.0)
+    backend = await open_backend(max_clients=3, resume_grace=lapse.grace)
     await connect(backend, "Wanderer")
     newcomer = await connect(backend)
     await answer(backend, backend.depart("Wanderer", DisconnectReason.CLOSED_BY_PEER, True))
     assert await refusal(backend, backend.rename, newcomer.name, "wanderer") == (
         "name taken: wanderer"
     )
-    clock.advance(31.0)
+    await lapse.past_grace()
     assert await answer(backend, backend.expire()) == ["Wanderer"]
     assert await answer(backend, backend.rename(newcomer.name, "wanderer")) == "wanderer"
 
@@ -795,22 +832,22 @@ async def test_what_a_held_session_misses_is_bounded(open_backend: OpenBackend) 
 
 
 async def test_a_held_session_expires_after_the_grace_period(
-    open_backend: OpenBackend, clock: ManualClock
+    open_backend: OpenBackend, lapse: Lapse
 ) -> None:
-    backend = await open_backend(max_clients=3, resume_grace=30.0)
+    backend = await open_backend(max_clients=3, resume_grace=lapse.grace)
     wanderer = await connect(backend, "Wanderer")
     friend = await connect(backend, "Friend")
     await answer(backend, backend.join("Wanderer", "camp"))
     await answer(backend, backend.join("Friend", "camp"))
     await answer(backend, backend.depart("Wanderer", DisconnectReason.IDLE_TIMEOUT, True))
 
-    clock.advance(29.0)
+    await lapse.within_grace()
     assert await answer(backend, backend.expire()) == []
     assert await answer(backend, backend.members("camp")) == (
         "#camp",
         ["Friend", "Wanderer (away)"],
     )
-    clock.advance(2.0)
+    await lapse.past_grace()
     # Past the grace period the token is refused, whether or not expire() has run.
     late = await connect(backend)
     assert await refusal(backend, backend.resume, wanderer.token, late.name, Inbox()) == (
@@ -852,3 +889,36 @@ async def test_tokens_that_are_not_held_are_refused(open_backend: OpenBackend) -
         "Held",
         "Present",
     ]
+
+
+async def test_history_sizes_change_while_running_and_drop_the_oldest_at_once(
+    open_backend: OpenBackend,
+) -> None:
+    backend = await open_backend(max_clients=9, history_limit=10, room_history=10)
+    await connect(backend, "Ann")
+    await connect(backend, "Bob")
+    await answer(backend, backend.join("Ann", "dev"))
+    for number in range(5):
+        await answer(backend, backend.say("Ann", "dev", f"m{number}"))
+        await answer(backend, backend.direct("Ann", "Bob", f"d{number}"))
+    for _ in range(4):
+        departing = await connect(backend)
+        await answer(backend, backend.depart(departing.name, DisconnectReason.EXIT, False))
+
+    await answer(backend, backend.set_history_sizes(2, 3, 1))
+    status = await answer(backend, backend.snapshot(None))
+    departed = [record.name for record in status.sessions if record.disconnected_at is not None]
+    assert departed == ["Client05", "Client06"]
+    assert status.dropped == 2
+    room = await answer(backend, backend.history("Ann", "dev", None, 100))
+    assert texts(room.events) == ["m2", "m3", "m4"]
+    direct = await answer(backend, backend.history("Bob", "direct", None, 100))
+    assert texts(direct.events) == ["d4"]
+
+    await answer(backend, backend.say("Ann", "dev", "m5"))
+    room = await answer(backend, backend.history("Ann", "dev", None, 100))
+    assert texts(room.events) == ["m3", "m4", "m5"]
+    await answer(backend, backend.set_history_sizes(10, 10, 10))
+    await answer(backend, backend.say("Ann", "dev", "m6"))
+    room = await answer(backend, backend.history("Ann", "dev", None, 100))
+    assert texts(room.events) == ["m3", "m4", "m5", "m6"]

@@ -69,7 +69,7 @@ class Typing:
 
     async def __call__(self, session: Session) -> None:
         while not session.tracker.exit_sent:
-            await session.send(await self.lines.get())
+            await session.send(await session.unless_drained(self.lines.get))
         await say_exit(session)
 
 

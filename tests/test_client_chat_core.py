@@ -10,12 +10,15 @@ import pytest
 from ackchat.client.core import (
     ChatEvent,
     ChatLine,
+    Draining,
     EndOfBlock,
     Event,
     Farewell,
     Notice,
+    PasswordRequired,
     ReplyLine,
     ReplyTracker,
+    parse_draining,
     parse_event,
 )
 from ackchat.client.directory import COMMAND_WORDS, ChatDirectory
@@ -152,6 +155,44 @@ def test_a_farewell_while_events_flow_is_remembered() -> None:
     assert tracker.farewell == replies.SERVER_SHUTTING_DOWN
 
 
+def test_a_drain_notice_is_noted_with_its_address_whether_a_reply_is_due_or_not() -> None:
+    tracker = greeted()
+    text = replies.draining("[::1]:1235").decode().rstrip("\n")
+    assert tracker.received(text) == Draining(text, ("::1", 1235))
+    assert tracker.draining == Draining(text, ("::1", 1235))
+    tracker = greeted()
+    tracker.sent(b"hello")
+    plain = replies.draining().decode().rstrip("\n")
+    assert tracker.received(plain) == Draining(plain)
+    assert tracker.awaiting_reply
+    assert tracker.received("hello ACK") == ReplyLine("hello ACK")
+    assert tracker.draining == Draining(plain)
+
+
+def test_a_drain_notice_before_the_greeting_ends_the_wait_for_it() -> None:
+    tracker = ReplyTracker()
+    assert tracker.received(replies.AUTH_REQUIRED) == PasswordRequired(replies.AUTH_REQUIRED)
+    text = "Server draining: please reconnect to chat.example.org:1234."
+    assert tracker.received(text) == Draining(text, ("chat.example.org", 1234))
+    assert not tracker.awaiting_reply
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Server draining: please reconnect",
+        "Server draining: please reconnect to nowhere.",
+        "Server draining: please reconnect to host:0.",
+        "Server draining: please reconnect to ::1:1234.",
+    ],
+)
+def test_lines_that_only_look_like_a_drain_notice_are_not_one(text: str) -> None:
+    assert parse_draining(text) is None
+    tracker = greeted()
+    assert tracker.received(text) == Notice(text)
+    assert tracker.draining is None
+
+
 def test_an_event_whose_text_ends_in_goodbye_is_an_event() -> None:
     text = f"@3 {TIME} all bob: See you. Goodbye."
     tracker = greeted()
@@ -282,6 +323,7 @@ def test_errors_warnings_and_goodbyes_are_alerts_and_replies_plain() -> None:
     assert fragments(ReplyLine("ERROR no such client: x")) == [(ALERT, "ERROR no such client: x")]
     assert fragments(Notice(WARNING_LINE)) == [(ALERT, WARNING_LINE)]
     assert fragments(Farewell("Server is shutting down. Goodbye."))[0][0] == ALERT
+    assert fragments(Draining("Server draining: please reconnect."))[0][0] == ALERT
     assert fragments(ReplyLine("hi ACK")) == [("", "hi ACK")]
     assert fragments(EndOfBlock()) == []
 

@@ -32,7 +32,7 @@ def test_a_delivered_message_is_acked_with_the_line_as_sent() -> None:
     named(backend, bob, "bob")
     line = b"/msg bob  hi"
     assert answer(backend, "alice", parse_command(line), line, Inbox()) == Answer(
-        b"/msg bob  hi ACK\n"
+        b"/msg bob  hi ACK\n", delivered="direct"
     )
     assert bob.texts() == ["alice>bob:  hi"]
 

@@ -1,10 +1,12 @@
 """The layers the architecture promises, checked by reading the imports with ``ast``.
 
-The pure core (protocol, chat, the backend interface and memory backend, the session,
-the client's reply tracker, completion, display and backoff) does no I/O and reads no
-clock of its own, so it is tested without sockets or time; ``protocol/`` is the bottom
-layer and imports nothing else of ackchat. The terminal commands that need no load
-generator do not import it.
+The pure core (protocol, chat, the backend interface and memory backend, the Redis
+backend's keys, scripts, encodings and local delivery, the session, the client's reply
+tracker, completion, display and backoff) does no I/O and reads no clock of its own, so
+it is tested without sockets or time; ``protocol/`` is the bottom layer and imports
+nothing else of ackchat. The terminal commands that need no load
+generator do not import it, and none but ``serve --http`` imports the HTTP side (aiohttp,
+prometheus-client): ``ackchat admin`` speaks HTTP with the standard library.
 """
 
 from __future__ import annotations
@@ -24,12 +26,19 @@ PURE = [
     PACKAGE / "backend" / "interface.py",
     PACKAGE / "backend" / "memory.py",
     PACKAGE / "backend" / "pending.py",
+    PACKAGE / "backend" / "redis" / "keys.py",
+    PACKAGE / "backend" / "redis" / "scripts.py",
+    PACKAGE / "backend" / "redis" / "codec.py",
+    PACKAGE / "backend" / "redis" / "local.py",
     PACKAGE / "registry.py",
     PACKAGE / "records.py",
     PACKAGE / "admission.py",
     PACKAGE / "ratelimit.py",
     PACKAGE / "server" / "session.py",
     PACKAGE / "server" / "reload.py",
+    PACKAGE / "server" / "stats.py",
+    PACKAGE / "http" / "views.py",
+    PACKAGE / "admin" / "render.py",
     PACKAGE / "client" / "core.py",
     PACKAGE / "client" / "directory.py",
     PACKAGE / "client" / "display.py",
@@ -88,3 +97,46 @@ def test_commands_without_load_do_not_import_the_load_generator(argv: list[str])
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stderr.strip().splitlines()[-1:] in ([], [""]), done.stderr
+
+
+HTTP_SIDE = ("aiohttp", "prometheus_client", "ackchat.http")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["connect", "--help"],
+        ["serve", "--help"],
+        ["bench", "--help"],
+        ["admin", "--help"],
+        ["admin", "status", "--url", "http://127.0.0.1:9"],
+    ],
+)
+def test_commands_but_serve_with_http_do_not_import_the_http_side(argv: list[str]) -> None:
+    probe = (
+        "import sys\n"
+        "from ackchat.cli import main\n"
+        "try:\n"
+        f"    main({argv!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"loaded = [name for name in sys.modules if name.startswith({HTTP_SIDE!r})]\n"
+        "print('loaded:' + ','.join(sorted(loaded)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.splitlines()[-1] == "loaded:", done.stdout
+
+
+def test_the_http_probe_sees_the_http_side_when_it_is_imported() -> None:
+    probe = (
+        "import sys\n"
+        "import ackchat.http.app\n"
+        f"print(sorted(name for name in sys.modules if name.startswith({HTTP_SIDE!r}))[:1])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "['ackchat.http']"

@@ -149,10 +149,13 @@ async def test_sighup_says_what_it_left_alone(
         rf"INFO .*reload of {config}: idle_timeout in the file is overridden by"
         r" --idle-timeout; left at 50.0$"
     )
-    config.write_text("[serve]\nmax_clients = 4\nidle_timeout = 0\nhistory_limit = 5\n")
+    config.write_text(
+        "[serve]\nmax_clients = 4\nidle_timeout = 0\nhistory_limit = 5\nbacklog = 5\n"
+    )
     server.process.send_signal(signal.SIGHUP)
+    await server.wait_for_log(rf"INFO .*reload of {config}: history_limit 10000 -> 5$")
     await server.wait_for_log(
-        rf"INFO .*reload of {config}: history_limit \(10000 -> 5\) changed in the file but"
+        rf"INFO .*reload of {config}: backlog \(1024 -> 5\) changed in the file but"
         " needs a restart; left as it is$"
     )
     config.write_text("[serve]\nmax_client = 4\n")

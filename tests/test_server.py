@@ -6,6 +6,7 @@ import asyncio
 import logging
 import re
 import socket
+from dataclasses import replace
 from datetime import datetime
 
 import pytest
@@ -352,7 +353,7 @@ async def test_status_says_in_words_when_the_limit_was_lowered_below_the_count(
     clients = [await connect(server) for _ in range(3)]
     for client in clients:
         await client.greeting()
-    server.set_max_clients(2)
+    server.reconfigure(replace(server.settings, max_clients=2))
     header = (await clients[0].status())[0]
     assert header.startswith(
         "status: 3 clients connected, over the limit of 2 (it was lowered;"

@@ -455,3 +455,124 @@ def test_lines_held_for_a_session_that_was_cut_off_count_as_dropped() -> None:
     reader.io.end_iteration()
     assert reader.io.sent == b""
     assert reader.counters.chat_losses == {ChatLoss.MESSAGES_DROPPED: 2}
+
+
+# Draining (SIGUSR1): told to reconnect, held when gone
+
+NOTICE = replies.draining("127.0.0.1:1235")
+
+
+def token_of(harness: Harness) -> str:
+    """The resume token in the greeting, which must not have been read yet."""
+    (line,) = [text for text in harness.io.lines() if text.startswith(replies.RESUME_PREFIX)]
+    return line.removeprefix(replies.RESUME_PREFIX)
+
+
+def test_a_drained_client_is_told_once_keeps_its_session_and_is_held_when_it_goes() -> None:
+    clock = ManualClock()
+    backend = memory_backend(clock, max_clients=3)
+    harness = Harness(backend, clock=clock)
+    token = token_of(harness)
+    harness.session.drain(NOTICE)
+    harness.session.drain(NOTICE)
+    assert harness.io.lines() == ["Server draining: please reconnect to 127.0.0.1:1235."]
+    assert not harness.io.closed
+    assert harness.send(b"still here\n") == ["still here ACK"]
+    harness.session.connection_lost(None)
+    assert harness.reasons() == {"Client01": DisconnectReason.DRAINED}
+    elsewhere = Harness(backend, clock=clock)
+    elsewhere.io.lines()
+    resumed = elsewhere.send(f"/resume {token}\n".encode())
+    assert resumed[0].startswith("Resumed: you are Client01 again")
+
+
+def test_without_a_redirect_the_notice_says_reconnect() -> None:
+    harness = greeted(Harness())
+    harness.session.drain(replies.draining())
+    assert harness.io.lines() == ["Server draining: please reconnect."]
+
+
+def test_the_drain_notice_waits_for_the_end_of_a_block_being_written() -> None:
+    clock = ManualClock()
+    backend = memory_backend(clock, max_clients=3, history_limit=500)
+    for number in range(200):
+        admitted = backend.admit(f"192.0.2.1:{number}", _Nobody())
+        assert admitted is not None
+        backend.depart(admitted.record.name, DisconnectReason.EXIT, hold=False)
+    harness = Harness(backend, clock=clock)
+    harness.io.lines()
+    first = harness.send(b"status all\n")
+    harness.session.drain(NOTICE)
+    rest = harness.advance(0.0)
+    lines = first + rest
+    assert lines.index(".") == len(lines) - 2
+    assert lines[-1] == "Server draining: please reconnect to 127.0.0.1:1235."
+
+
+def _exit(harness: Harness) -> None:
+    harness.send(b"exit\n")
+
+
+def _close(harness: Harness) -> None:
+    harness.session.connection_lost(None)
+
+
+def _reset(harness: Harness) -> None:
+    harness.session.connection_lost(ConnectionResetError())
+
+
+def _shut_down(harness: Harness) -> None:
+    harness.session.close(
+        DisconnectReason.SERVER_SHUTDOWN, replies.line(replies.SERVER_SHUTTING_DOWN)
+    )
+
+
+def _cut_off(harness: Harness) -> None:
+    harness.session.abort(DisconnectReason.SERVER_SHUTDOWN)
+
+
+def _idle(harness: Harness) -> None:
+    harness.advance(harness.settings.idle_timeout + 1.0)
+
+
+@pytest.mark.parametrize(
+    ("end", "reason"),
+    [
+        (_exit, DisconnectReason.EXIT),
+        (_close, DisconnectReason.DRAINED),
+        (_reset, DisconnectReason.DRAINED),
+        (_shut_down, DisconnectReason.DRAINED),
+        (_cut_off, DisconnectReason.DRAINED),
+        (_idle, DisconnectReason.IDLE_TIMEOUT),
+    ],
+    ids=["exit", "closed", "reset", "shutdown", "cut off", "idle timeout"],
+)
+def test_after_the_notice_a_session_lost_or_stopped_is_drained_and_an_exit_is_an_exit(
+    end: Callable[[Harness], None], reason: DisconnectReason
+) -> None:
+    harness = greeted(Harness(idle_timeout=100.0))
+    harness.session.drain(NOTICE)
+    end(harness)
+    assert harness.reasons() == {"Client01": reason}
+
+
+def test_a_client_still_authenticating_is_told_and_closed_without_a_session() -> None:
+    harness = Harness(password=b"pw")
+    assert harness.io.lines() == [replies.AUTH_REQUIRED]
+    harness.session.drain(NOTICE)
+    assert harness.io.lines() == ["Server draining: please reconnect to 127.0.0.1:1235."]
+    assert harness.io.closed
+    assert harness.send(b"auth pw\n") == []
+    assert harness.reasons() == {}
+
+
+def test_a_client_admitted_while_the_server_drains_is_told_after_its_greeting() -> None:
+    clock = ManualClock()
+    deferred = DeferredBackend(memory_backend(clock))
+    harness = Harness(cast(Backend, deferred), clock=clock)
+    harness.session.drain(NOTICE)
+    assert harness.io.lines() == []
+    deferred.settle()
+    lines = harness.io.lines()
+    assert lines[0] == "Welcome! You are Client01."
+    assert lines[-2:] == [".", "Server draining: please reconnect to 127.0.0.1:1235."]

@@ -8,6 +8,7 @@ import pytest
 
 from ackchat.cli import build_parser, main
 from ackchat.settings import (
+    AdminSettings,
     BenchSettings,
     ClientSettings,
     ServerSettings,
@@ -145,7 +146,7 @@ def test_a_bad_setting_exits_2_with_one_sentence(capsys: pytest.CaptureFixture[s
 
 def test_the_readme_documents_every_option() -> None:
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    for cls in (ServerSettings, ClientSettings, BenchSettings):
+    for cls in (ServerSettings, ClientSettings, BenchSettings, AdminSettings):
         for setting in settings_of(cls):
             assert f"`{flag_name(setting.name)}`" in readme, setting.name
             assert f"`{env_name(setting.name)}`" in readme, setting.name
@@ -225,3 +226,35 @@ def test_0_turns_the_client_timeouts_off() -> None:
     assert (default.connect_limit, default.reconnect_limit) == (10.0, 60.0)
     off = connect_settings(["--connect-timeout", "0", "--reconnect-timeout", "0"], {}, None)
     assert (off.connect_limit, off.reconnect_limit) == (None, None)
+
+
+def test_the_node_options_come_from_every_source(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "[serve]\nreuse_port = true\ndrain_timeout = 5\n")
+    settings = resolve(ServerSettings, {}, {"ACKCHAT_DRAIN_REDIRECT": " [::1]:1235 "}, path)
+    assert (settings.reuse_port, settings.drain_timeout, settings.drain_redirect) == (
+        True, 5.0, "[::1]:1235",
+    )  # fmt: skip
+    assert resolve(ServerSettings, {}, {}, None).drain_redirect == ""
+    given = resolve(ServerSettings, {"drain_redirect": "node2:1234"}, {}, None)
+    assert given.drain_redirect == "node2:1234"
+
+
+@pytest.mark.parametrize("value", ["node2", "node2:0", "::1:1234", "node2:http", "a b:1"])
+def test_a_drain_redirect_must_be_host_and_port(value: str) -> None:
+    with pytest.raises(SettingsError, match=r"--drain-redirect must be HOST:PORT"):
+        resolve(ServerSettings, {"drain_redirect": value}, {}, None)
+
+
+def test_admin_options_come_from_flags_the_environment_and_the_config_file(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "[admin]\nurl = 'http://127.0.0.1:9100/'\njson = true\n")
+    settings = resolve(AdminSettings, {}, {"ACKCHAT_ADMIN_TOKEN": "t0ken"}, path)
+    assert (settings.url, settings.json, settings.read_token()) == (
+        "http://127.0.0.1:9100", True, "t0ken",
+    )  # fmt: skip
+    assert "t0ken" not in repr(settings)
+    with pytest.raises(SettingsError, match="--url must be an http:// or https:// URL"):
+        resolve(AdminSettings, {"url": "127.0.0.1:9100"}, {}, None)
+    with pytest.raises(SettingsError, match="give --token-file or ACKCHAT_ADMIN_TOKEN, not both"):
+        resolve(AdminSettings, {"token_file": "t"}, {"ACKCHAT_ADMIN_TOKEN": "x"}, None)
+    with pytest.raises(SettingsError, match="--timeout must be a number above 0"):
+        resolve(AdminSettings, {"timeout": "0"}, {}, None)

@@ -1,4 +1,5 @@
-"""The ``ackchat`` command: ``serve`` runs a server, ``connect`` opens a client."""
+"""The ``ackchat`` command: ``serve`` runs a server, ``connect`` opens a client, ``bench``
+loads a server, ``admin`` watches and changes a running one."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from ackchat import __version__
+from ackchat.admin.options import add_admin_arguments
 from ackchat.bench.options import DESCRIPTION as BENCH_DESCRIPTION
 from ackchat.bench.options import add_bench_arguments
 from ackchat.client.errors import EXIT_INTERRUPTED, EXIT_USAGE
@@ -46,7 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
         "serve",
         help="run a server",
         description="Run an ackchat server until SIGINT or SIGTERM; SIGHUP reloads the"
-        " config file's max_clients.",
+        " config file's live settings (max_clients, idle_timeout, rate limits, history"
+        " sizes); SIGUSR1 drains it (no new clients, the connected ones told to reconnect)"
+        " and it exits once they have left or --drain-timeout has passed. --http PORT adds"
+        " the admin API and /metrics (see 'ackchat admin --help').",
     )
     add_arguments(serve, ServerSettings)
     connect = commands.add_parser(
@@ -63,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_bench_arguments(bench)
+    admin = commands.add_parser("admin", help="watch and change a running server over HTTP")
+    add_admin_arguments(admin)
     return parser
 
 
@@ -78,6 +85,10 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             from ackchat.bench.cli import run_bench
 
             return run_bench(arguments, environment)
+        if arguments.command == "admin":
+            from ackchat.admin.cli import run_admin
+
+            return run_admin(arguments, environment)
         return _connect(arguments, environment)
     except SettingsError as error:
         print(f"ackchat: {error}", file=sys.stderr)

@@ -22,6 +22,10 @@ class DisconnectReason(StrEnum):
     RATE_LIMITED = "rate limited"
     SLOW_CONSUMER = "slow consumer"
     SERVER_SHUTDOWN = "server shutdown"
+    # Told to reconnect elsewhere (a drain, SIGUSR1), then gone without ``exit``.
+    DRAINED = "drained"
+    # Disconnected by an operator (the admin API's DELETE /api/clients/{name}).
+    KICKED = "kicked"
     CONNECTION_ERROR = "connection error"
 
 
@@ -40,6 +44,8 @@ class SessionRecord(NamedTuple):
     reason: DisconnectReason | None = None
     # Names this session had before its current one (a chosen name, a resumed one).
     earlier_names: tuple[str, ...] = ()
+    # The cluster node the client is or was connected to ("" in embedded mode).
+    node: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,15 @@ class MemoryRegistry:
             raise ValueError("max_clients must be a positive integer")
         self._max_clients = value
 
+    def set_history_limit(self, history_limit: int) -> None:
+        """Keep at most ``history_limit`` departed sessions from now on; the oldest of the
+        ones kept now are dropped (and counted as dropped) if there are more."""
+        if history_limit < 0:
+            raise ValueError("history_limit must not be negative")
+        departed = self._departed
+        self._dropped += max(len(departed) - history_limit, 0)
+        self._departed = deque(departed, maxlen=history_limit)
+
     @property
     def connected_count(self) -> int:
         return len(self._connected)

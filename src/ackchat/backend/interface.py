@@ -65,6 +65,13 @@ class Backend(Protocol):
     def set_max_clients(self, value: int) -> Result[None]:
         """Change the limit for new admissions; lowering it disconnects nobody."""
 
+    def set_history_sizes(
+        self, history_limit: int, room_history: int, direct_history: int
+    ) -> Result[None]:
+        """Change how many departed sessions, room messages and direct messages per client
+        are kept; lowering a size drops the oldest entries at once (departed sessions
+        dropped so count in ``status`` as dropped from the cache)."""
+
     def admit(self, address: str, peer: Peer) -> Result[Admitted | None]:
         """Take a slot and a number for a new client, or count a rejection (None) if full."""
 

@@ -50,6 +50,10 @@ class MemoryBackend:
     def set_max_clients(self, value: int) -> None:
         self._registry.max_clients = value
 
+    def set_history_sizes(self, history_limit: int, room_history: int, direct_history: int) -> None:
+        self._registry.set_history_limit(history_limit)
+        self._hub.set_history_sizes(room_history, direct_history)
+
     def admit(self, address: str, peer: Peer) -> Admitted | None:
         record = self._registry.admit(address, self._clock.wall())
         if record is None:

@@ -89,3 +89,30 @@ def then(result: Result[T], transform: Callable[[T], U]) -> Result[U]:
     if isinstance(result, Pending):
         return result.then(transform)
     return transform(result)
+
+
+def all_of(results: list[Result[None]]) -> Result[None]:
+    """None once every result is in: at once if none is pending, else a pending one that
+    settles when the last does, or fails with the first error."""
+    waiting = [result for result in results if isinstance(result, Pending)]
+    if not waiting:
+        return None
+    combined: Pending[None] = Pending()
+    left = len(waiting)
+
+    def settled(part: Pending[None]) -> None:
+        nonlocal left
+        left -= 1
+        if combined.done:
+            return
+        try:
+            part.result()
+        except Exception as error:
+            combined.set_exception(error)
+            return
+        if not left:
+            combined.set_result(None)
+
+    for part in waiting:
+        part.add_done_callback(settled)
+    return combined

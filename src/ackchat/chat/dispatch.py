@@ -37,6 +37,8 @@ class Answer:
 
     reply: bytes
     new_name: str | None = None
+    # For a message that was delivered, its scope (direct, all or room), as metrics count it.
+    delivered: str | None = None
 
 
 def answer(
@@ -60,11 +62,11 @@ def _carry_out(
     backend: Backend, name: str, command: Command, line: bytes, peer: Peer
 ) -> Result[Answer]:
     if type(command) is Direct:
-        return then(backend.direct(name, command.recipient, command.text), _acked(line))
+        return then(backend.direct(name, command.recipient, command.text), _acked(line, "direct"))
     if type(command) is Broadcast:
-        return then(backend.broadcast(name, command.text), _acked(line))
+        return then(backend.broadcast(name, command.text), _acked(line, "all"))
     if type(command) is Say:
-        return then(backend.say(name, command.room, command.text), _acked(line))
+        return then(backend.say(name, command.room, command.text), _acked(line, "room"))
     if type(command) is Join:
         return then(
             backend.join(name, command.room), lambda joined: Answer(replies.joined(*joined))
@@ -99,9 +101,9 @@ def _carry_out(
     raise ValueError(f"not a chat command: {command!r}")
 
 
-def _acked(line: bytes) -> Callable[[object], Answer]:
-    """The answer to a delivered message: the line as sent, with `` ACK``."""
-    reply = Answer(replies.ack(line.decode()))
+def _acked(line: bytes, scope: str) -> Callable[[object], Answer]:
+    """The answer to a delivered message of ``scope``: the line as sent, with `` ACK``."""
+    reply = Answer(replies.ack(line.decode()), delivered=scope)
     return lambda _: reply
 
 

@@ -36,6 +36,64 @@ class ChatError(AckchatError):
     """A chat command that cannot be done; the message is sent back after ``ERROR``."""
 
 
+# The refusals every backend words alike (the backend contract suite checks the words).
+
+UNKNOWN_TOKEN = "unknown or expired resume token"
+RESUME_WITH_ROOMS = "resume before joining rooms: this session has rooms already"
+
+
+def no_such_client(name: str) -> ChatError:
+    """Nobody goes by ``name`` (connected or held)."""
+    return ChatError(f"no such client: {name}")
+
+
+def name_taken(name: str) -> ChatError:
+    """Somebody else holds ``name``, in some case."""
+    return ChatError(f"name taken: {name}")
+
+
+def join_first(room: str) -> ChatError:
+    """Sending to, or reading the history of, a room one is not in."""
+    return ChatError(f"you are not in {room}: send '/join {room}' first")
+
+
+def already_in(room: str) -> ChatError:
+    """Joining a room one is in."""
+    return ChatError(f"you are in {room} already")
+
+
+def not_in(room: str) -> ChatError:
+    """Leaving a room one is not in."""
+    return ChatError(f"you are not in {room}")
+
+
+def no_such_room(room: str) -> ChatError:
+    """Asking for the members of a room nobody is in."""
+    return ChatError(f"no such room: {room}")
+
+
+class TokenSource:
+    """Resume tokens: 144 random bits from the system's CSPRNG each, in URL-safe base64.
+
+    One system call and one encoding serve a batch of tokens (per token they cost more
+    than the rest of attaching a client).
+    """
+
+    __slots__ = ("_spare",)
+
+    def __init__(self) -> None:
+        self._spare: list[str] = []
+
+    def new(self) -> str:
+        """A token never handed out before (as far as 144 random bits go)."""
+        if not self._spare:
+            text = urlsafe_b64encode(secrets.token_bytes(TOKEN_BYTES * TOKEN_BATCH)).decode()
+            self._spare = [
+                text[start : start + TOKEN_LENGTH] for start in range(0, len(text), TOKEN_LENGTH)
+            ]
+        return self._spare.pop()
+
+
 class Peer(Protocol):
     """A connection, as the hub sees it."""
 
@@ -83,6 +141,15 @@ class HistoryPage:
     more: bool
 
 
+def history_page(
+    scope: str, kept: Iterable[ChatEvent], before: int | None, count: int
+) -> HistoryPage:
+    """Up to ``count`` of the ``kept`` events (oldest first) whose id is below ``before``."""
+    older = [event for event in kept if before is None or event.id < before]
+    page = older[-count:] if count else []
+    return HistoryPage(scope, page, more=len(older) > len(page) and bool(page))
+
+
 @dataclass(frozen=True, slots=True)
 class Resumed:
     """What a resumed client gets back: its name, its rooms and what it missed."""
@@ -116,14 +183,26 @@ class ChatHub:
         self._receivers: dict[str, tuple[tuple[Member, Callable[[bytes], None] | None], ...]] = {}
         self._room_events: dict[str, deque[ChatEvent]] = {}
         self._last_id = 0
-        # Resume tokens not yet handed out, made a batch at a time (see _new_token).
-        self._spare_tokens: list[str] = []
+        self._tokens = TokenSource()
+
+    def set_history_sizes(self, room_history: int, direct_history: int) -> None:
+        """Keep this many messages per room and direct messages per client from now on;
+        kept histories longer than that lose their oldest at once."""
+        if room_history < 0 or direct_history < 0:
+            raise ValueError("history sizes must not be negative")
+        self._room_history = room_history
+        self._direct_history = direct_history
+        for room, events in self._room_events.items():
+            self._room_events[room] = deque(events, maxlen=room_history)
+        for member in self._members.values():
+            if member.direct is not None:
+                member.direct = deque(member.direct, maxlen=direct_history)
 
     # Identities
 
     def attach(self, name: str, peer: Peer) -> str:
         """Register a newly named client; returns its resume token."""
-        member = Member(name, self._new_token(), peer)
+        member = Member(name, self._tokens.new(), peer)
         self._members[name_key(name)] = member
         self._by_token[member.token] = member
         return member.token
@@ -137,7 +216,7 @@ class ChatHub:
         member = self._member(old)
         holder = self._members.get(name_key(new))
         if holder is not None and holder is not member:
-            raise ChatError(f"name taken: {new}")
+            raise name_taken(new)
         del self._members[name_key(old)]
         member.name = new
         self._members[name_key(new)] = member
@@ -163,10 +242,10 @@ class ChatHub:
         """Swap the connection named ``current`` into the held identity of ``token``."""
         member = self._by_token.get(token)
         if member is None or member.peer is not None or member.held_until < mono:
-            raise ChatError("unknown or expired resume token")
+            raise ChatError(UNKNOWN_TOKEN)
         fresh = self._member(current)
         if fresh.rooms:
-            raise ChatError("resume before joining rooms: this session has rooms already")
+            raise ChatError(RESUME_WITH_ROOMS)
         del self._members[name_key(current)]
         del self._by_token[fresh.token]
         member.peer = peer
@@ -199,7 +278,7 @@ class ChatHub:
         source = self._member(sender)
         target = self._members.get(name_key(recipient))
         if target is None:
-            raise ChatError(f"no such client: {recipient}")
+            raise no_such_client(recipient)
         event = self._event("direct", f"{source.name}>{target.name}", text, now)
         self._keep_direct(source, event)
         if target is not source:
@@ -220,7 +299,7 @@ class ChatHub:
         source = self._member(sender)
         room = self._room_of(room)
         if source not in self._rooms.get(room, ()):
-            raise ChatError(f"you are not in {room}: send '/join {room}' first")
+            raise join_first(room)
         self._to_room(room, self._event(room, source.name, text, now), skip=source)
 
     # Rooms
@@ -230,7 +309,7 @@ class ChatHub:
         member = self._member(name)
         room = self._room_of(room)
         if room in member.rooms:
-            raise ChatError(f"you are in {room} already")
+            raise already_in(room)
         members = self._rooms.setdefault(room, set())
         history = self._room_events.setdefault(room, deque(maxlen=self._room_history))
         recent = list(history)
@@ -245,7 +324,7 @@ class ChatHub:
         member = self._member(name)
         room = self._room_of(room)
         if room not in member.rooms:
-            raise ChatError(f"you are not in {room}")
+            raise not_in(room)
         self._leave(member, room, f"{member.name} left", now)
         return room
 
@@ -257,7 +336,7 @@ class ChatHub:
         """The room's name and the names in it, sorted; held clients are marked away."""
         room = self._room_of(room)
         if room not in self._rooms:
-            raise ChatError(f"no such room: {room}")
+            raise no_such_room(room)
         names = sorted(
             member.name if member.peer is not None else f"{member.name} (away)"
             for member in self._rooms[room]
@@ -281,11 +360,9 @@ class ChatHub:
         else:
             scope = self._room_of(scope)
             if scope not in member.rooms:
-                raise ChatError(f"you are not in {scope}: send '/join {scope}' first")
+                raise join_first(scope)
             events = self._room_events.get(scope, ())
-        older = [event for event in events if before is None or event.id < before]
-        page = older[-count:] if count else []
-        return HistoryPage(scope, page, more=len(older) > len(page) and bool(page))
+        return history_page(scope, events, before, count)
 
     def in_rooms(self, name: str) -> list[str]:
         """The rooms a client is in."""
@@ -293,23 +370,10 @@ class ChatHub:
 
     # Internals
 
-    def _new_token(self) -> str:
-        """A resume token: 144 random bits from the system's CSPRNG, in URL-safe base64.
-
-        One system call and one encoding serve a batch of tokens (per token they cost
-        more than the rest of attaching a client).
-        """
-        if not self._spare_tokens:
-            text = urlsafe_b64encode(secrets.token_bytes(TOKEN_BYTES * TOKEN_BATCH)).decode()
-            self._spare_tokens = [
-                text[start : start + TOKEN_LENGTH] for start in range(0, len(text), TOKEN_LENGTH)
-            ]
-        return self._spare_tokens.pop()
-
     def _member(self, name: str) -> Member:
         member = self._members.get(name_key(name))
         if member is None:
-            raise ChatError(f"no such client: {name}")
+            raise no_such_client(name)
         return member
 
     def _room_of(self, text: str) -> str:

@@ -2,11 +2,12 @@
 
 :class:`ChatClient` opens the first connection, sends the ``--name`` and ``--room``
 commands (a refusal ends the client), then lets the front end talk. When the connection is
-lost without a goodbye (docs/PROTOCOL.md, "Resume") and reconnecting is on, it connects
-again on the schedule of :func:`~ackchat.client.reconnect.backoff_delays` and sends
-``/resume <token>`` first: the server gives the name, rooms and missed messages back, or
-refuses the token, and the client goes on as the new ``ClientNN``. The front end keeps
-its prompt and its queue of typed lines throughout.
+lost without a goodbye (docs/PROTOCOL.md, "Resume"), or the server drains and asks its
+clients to reconnect, and reconnecting is on, it connects again on the schedule of
+:func:`~ackchat.client.reconnect.backoff_delays` (to the address the drain notice names,
+if it names one, from then on) and sends ``/resume <token>`` first: the server gives the
+name, rooms and missed messages back, or refuses the token, and the client goes on as the
+new ``ClientNN``. The front end keeps its prompt and its queue of typed lines throughout.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import contextlib
 import random
 import shlex
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from types import TracebackType
 
 from ackchat.client.core import Event, Greeting, WrongPassword, line_text
@@ -26,10 +28,11 @@ from ackchat.client.errors import (
     EXIT_USAGE,
     ClientError,
     ConnectionLostError,
+    ServerDrainingError,
 )
 from ackchat.client.reconnect import backoff_delays
 from ackchat.client.session import PasswordSource, Session, Show, configured_only
-from ackchat.protocol.replies import ERROR_PREFIX
+from ackchat.protocol.replies import ERROR_PREFIX, host_port
 from ackchat.settings import ClientSettings
 
 # How long to wait for the goodbye after saying exit before closing anyway.
@@ -76,6 +79,9 @@ class ChatClient:
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self._settings = settings
+        # The settings to connect with: the server's address changes when a drain
+        # notice names another one.
+        self._target = settings
         self._reconnect = reconnect
         self._notify = notify
         self._stop = stop or asyncio.Event()
@@ -105,7 +111,7 @@ class ChatClient:
 
     async def open(self, password: PasswordSource) -> Greeting:
         """Connect and sign in for the first time; the password that works is kept."""
-        session = await Session.connect(self._settings)
+        session = await Session.connect(self._target)
         self._session = session
         greeting = await session.greet(self._remember(password))
         return greeting
@@ -119,12 +125,23 @@ class ChatClient:
                 return await self._session.converse(
                     self._talk_after(preamble, self._session, talk), show
                 )
+            except ServerDrainingError as drained:
+                if not self._reconnect:
+                    raise
+                if drained.redirect is not None:
+                    host, port = drained.redirect
+                    self._target = replace(self._target, host=host, port=port)
+                    why = f"the server is draining; moving to {host_port(host, port)}"
+                else:
+                    why = "the server is draining"
             except ConnectionLostError:
                 if not self._reconnect:
                     raise
+                why = "the connection was lost"
             token = self._held_token or self._session.tracker.resume_token
+            # Closed without exit: the server holds the session for /resume.
             await self._session.close()
-            self._session = await self._come_back()
+            self._session = await self._come_back(why)
             preamble = self._resumer(token)
 
     async def _talk_after(self, preamble: Talk, session: Session, talk: Talk) -> None:
@@ -176,26 +193,26 @@ class ChatClient:
 
         return resume
 
-    async def _come_back(self) -> Session:
+    async def _come_back(self, why: str) -> Session:
         """A new connection, signed in, tried on the backoff schedule within the timeout.
 
-        Without a timeout (``reconnect_timeout`` 0) it tries until it succeeds, or until
-        asked to stop.
+        ``why`` starts the notice that says so. Without a timeout (``reconnect_timeout``
+        0) it tries until it succeeds, or until asked to stop.
         """
         limit = self._settings.reconnect_limit
         clock = asyncio.get_running_loop().time
         if limit is None:
-            self._notify("the connection was lost; reconnecting without a time limit...")
+            self._notify(f"{why}; reconnecting without a time limit...")
             deadline = None
         else:
-            self._notify(f"the connection was lost; reconnecting for up to {limit:g} seconds...")
+            self._notify(f"{why}; reconnecting for up to {limit:g} seconds...")
             deadline = clock() + limit
         why = "no attempt was left"
         for delay in backoff_delays(limit, self._jitter):
             if await self._stopped_within(delay) or (deadline is not None and clock() > deadline):
                 break
             try:
-                session = await Session.connect(self._settings)
+                session = await Session.connect(self._target)
             except ClientError as error:
                 why = str(error)
                 continue

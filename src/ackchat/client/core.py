@@ -17,10 +17,12 @@ recognised whenever it comes, even while no reply is due.
 
 Once greeted, other clients' messages arrive between replies as event lines
 (``@<id> <time> <scope> <from>: <text>``), and the server may warn (``WARNING ...``) or
-say goodbye (a line ending in `` Goodbye.``) at any time. None of these is taken as the
-reply that is due, unless it is exactly the echo that reply will be: a message that looks
-like an event line is still acknowledged with its own text. The tracker also follows
-the client's name (greeting, ``/nick``, ``/resume``) and the greeting's resume token.
+say goodbye (a line ending in `` Goodbye.``) at any time, or tell the client to reconnect
+because it drains (:class:`Draining`, possibly naming another address). None of these is
+taken as the reply that is due, unless it is exactly the echo that reply will be: a
+message that looks like an event line is still acknowledged with its own text. The
+tracker also follows the client's name (greeting, ``/nick``, ``/resume``), the greeting's
+resume token and whether the server drains.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from ackchat.protocol.replies import (
     ACK_SUFFIX,
     AUTH_REQUIRED,
     AUTH_TIMEOUT,
+    DRAINING_PREFIX,
     END_OF_BLOCK,
     ERROR_PREFIX,
     GREETING_PREFIX,
@@ -72,6 +75,10 @@ RESUMED_PREFIX = "Resumed: you are "
 # @<id> <time> <scope> <from>: <text>; names hold no space, ">" or ":" (docs/PROTOCOL.md).
 _EVENT_LINE = re.compile(r"@(\d+) (\S+) (direct|all|#\S+) ([^\s:]+): (.*)", re.DOTALL)
 _RESUMED = re.compile(r"Resumed: you are (\S+) again\b")
+# The drain notice, with the address to reconnect to if it names one (docs/PROTOCOL.md).
+_DRAINING = re.compile(
+    re.escape(DRAINING_PREFIX) + r"(?: to (?:\[([0-9A-Fa-f:.]+)\]|([^\s:\[\]]+)):(\d{1,5}))?\."
+)
 # The replies whose block content lines are event lines.
 _REPLAYING = (Join, History, Resume)
 
@@ -157,6 +164,33 @@ class Farewell:
 
 
 @dataclass(frozen=True, slots=True)
+class Draining:
+    """The server drains: the client should reconnect, to ``redirect`` if it names one.
+
+    The connection stays open meanwhile; the session is held for ``/resume`` once the
+    client goes without ``exit``.
+    """
+
+    text: str
+    # (host, port) to reconnect to; None: the address used before.
+    redirect: tuple[str, int] | None = None
+
+
+def parse_draining(text: str) -> Draining | None:
+    """The drain notice ``text`` stands for, or None if it is not one."""
+    match = _DRAINING.fullmatch(text)
+    if match is None:
+        return None
+    v6_host, host, port = match.groups()
+    if port is None:
+        return Draining(text)
+    number = int(port)
+    if not 0 < number < 65536:
+        return None
+    return Draining(text, (v6_host or host, number))
+
+
+@dataclass(frozen=True, slots=True)
 class UnexpectedFirstLine:
     """The first line was neither a greeting nor "server full": not an ackchat server."""
 
@@ -212,6 +246,7 @@ Event = (
     | WrongPassword
     | AuthFailed
     | Farewell
+    | Draining
     | UnexpectedFirstLine
     | ReplyLine
     | ChatLine
@@ -261,6 +296,7 @@ class ReplyTracker:
         self._name = ""
         self._resume_token = ""
         self._farewell = ""
+        self._draining: Draining | None = None
 
     @property
     def name(self) -> str:
@@ -276,6 +312,11 @@ class ReplyTracker:
     def farewell(self) -> str:
         """The line with which the server said it was closing the connection ("" if none)."""
         return self._farewell
+
+    @property
+    def draining(self) -> Draining | None:
+        """The server's drain notice, once it sent one (None before)."""
+        return self._draining
 
     @property
     def awaiting_reply(self) -> bool:
@@ -358,7 +399,14 @@ class ReplyTracker:
         if text.endswith(FAREWELL_SUFFIX):
             self._farewell = text
             return Farewell(text)
-        return None
+        return self._drain_notice(text)
+
+    def _drain_notice(self, text: str) -> Draining | None:
+        """The drain notice ``text`` is, noted; None if it is not one."""
+        draining = parse_draining(text) if text.startswith(DRAINING_PREFIX) else None
+        if draining is not None:
+            self._draining = draining
+        return draining
 
     def _note_header(self, command: Command | None, text: str) -> None:
         """Follow our name through a ``/resume`` reply's header."""
@@ -395,9 +443,10 @@ class ReplyTracker:
             return WrongPassword(text)
         return UnexpectedFirstLine(text)
 
-    @staticmethod
-    def _ending(text: str) -> Event | None:
+    def _ending(self, text: str) -> Event | None:
         """The event for a line that ends the connection before the greeting, if it is one."""
+        if (draining := self._drain_notice(text)) is not None:
+            return draining
         if text == SERVER_FULL:
             return ServerFull(text)
         if text.startswith(REFUSED_PREFIX):

@@ -2,7 +2,7 @@
 
 Other clients' messages are told apart from the replies to our own commands by style:
 rooms, direct messages and broadcasts each have a colour, the sender is bold, presence
-is dim, errors, warnings and goodbyes are red. The styles are class names that the
+is dim, errors, warnings, goodbyes and drain notices are red. The styles are class names that the
 terminal front end maps to colours. Nothing here does I/O.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 from ackchat.client.core import (
     ChatEvent,
     ChatLine,
+    Draining,
     EndOfBlock,
     Event,
     Farewell,
@@ -51,7 +52,7 @@ def fragments(event: Event) -> Fragments:
     if isinstance(event, ChatLine):
         return chat_fragments(event.event)
     text = terminal_safe(event.text)
-    if isinstance(event, Notice | Farewell) or text.startswith(ERROR_PREFIX):
+    if isinstance(event, Notice | Farewell | Draining) or text.startswith(ERROR_PREFIX):
         return [(ALERT, text)]
     if isinstance(event, Greeting):
         return [(INFO, text)]

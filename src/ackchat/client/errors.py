@@ -13,7 +13,9 @@ Exit codes:
 - ``EXIT_SERVER_FULL`` (4): the server had no free slot.
 - ``EXIT_SERVER_CLOSED`` (5): the server closed the connection before we said ``exit``
   (it shut down, or we were idle too long), or the connection was lost and could not be
-  restored (the interactive client tries; piped input and ``--send`` do not).
+  restored (the interactive client tries; piped input and ``--send`` do not), or the
+  server drains and asked us to reconnect (the interactive client does so and resumes;
+  piped input stops, as for a lost connection; ``--send`` still gets its reply).
 - ``EXIT_AUTH_FAILED`` (6): the server wants a password and none was configured (piped
   input), the configured one was wrong, or the server gave up: too many wrong passwords,
   or none in time.
@@ -26,6 +28,7 @@ Exit codes:
 from __future__ import annotations
 
 from ackchat.errors import AckchatError
+from ackchat.protocol.replies import host_port
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -54,3 +57,15 @@ class ConnectionLostError(ClientError):
 
     def __init__(self, message: str = CONNECTION_LOST) -> None:
         super().__init__(message, EXIT_SERVER_CLOSED)
+
+
+class ServerDrainingError(ConnectionLostError):
+    """The server drains and asked us to reconnect: to ``redirect`` (host, port) if given.
+
+    The session is held by the server as for a lost connection, so it may be resumed.
+    """
+
+    def __init__(self, redirect: tuple[str, int] | None) -> None:
+        where = f" to {host_port(*redirect)}" if redirect is not None else ""
+        super().__init__(f"the server is draining and asked its clients to reconnect{where}.")
+        self.redirect = redirect

@@ -4,8 +4,9 @@ Lines from the server print above the prompt as they arrive, styled (see
 :mod:`ackchat.client.display`), without disturbing what is being typed. The prompt shows
 our current name and completes command words, names and rooms with Tab. ``exit``, Ctrl-C
 and Ctrl-D end the session: the client says ``exit`` and waits briefly for the goodbye.
-A lost connection is restored and resumed while the prompt stays up; lines typed
-meanwhile are sent once it is back.
+A lost connection, or a server that drains and asks its clients to reconnect, is
+restored and resumed while the prompt stays up; lines typed meanwhile are sent once it
+is back.
 
 The input history outlives the run, in a private file without secrets (see
 :mod:`ackchat.client.history`).
@@ -150,9 +151,13 @@ async def _read_typed(
 
 
 async def _send_typed(typed: asyncio.Queue[str], session: Session) -> None:
-    """Send the queued lines on this connection until ``exit``; then await the goodbye."""
+    """Send the queued lines on this connection until ``exit``; then await the goodbye.
+
+    A drain notice ends the wait for the next line: the lines queued then go to the next
+    connection.
+    """
     while not session.tracker.exit_sent:
-        await session.send((await typed.get()).encode())
+        await session.send((await session.unless_drained(typed.get)).encode())
     await say_exit(session)
 
 

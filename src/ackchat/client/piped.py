@@ -5,8 +5,9 @@ other clients' event lines, blocks without their ``.`` and un-stuffed), each inp
 is sent once the last is answered, and at the end of input the client sends ``exit``
 unless the input did, and exits 0 once the goodbye is in. With ``--send`` only the reply
 to that line is printed and stdin is not read. A server that asks for a password gets
-the configured one; there is no one to ask for another. A lost connection ends the
-client (exit code 5): a script is better told than silently resumed.
+the configured one; there is no one to ask for another. A lost connection, or (piped) a
+drain notice from the server, ends the client (exit code 5): a script is better told
+than silently resumed. ``--send`` still takes the reply a draining server gives.
 """
 
 from __future__ import annotations
@@ -93,10 +94,14 @@ def _set_exception(future: asyncio.Future[bytes], error: OSError) -> None:
 
 
 async def _send_lines(lines: InputLines, session: Session) -> None:
-    """Send each input line after the reply to the one before; end with ``exit``."""
+    """Send each input line after the reply to the one before; end with ``exit``.
+
+    A drain notice ends it (:class:`~ackchat.client.errors.ServerDrainingError`, exit
+    code 5) instead of the next line.
+    """
     while not session.tracker.exit_sent:
         await session.replies_done()
-        line = await lines.readline()
+        line = await session.unless_drained(lines.readline)
         await session.send(b"exit" if line is None else line)
     await session.replies_done()
 

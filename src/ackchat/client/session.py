@@ -12,10 +12,12 @@ import asyncio
 import contextlib
 import ssl
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from ackchat.client.core import (
     AuthFailed,
     ChatLine,
+    Draining,
     EndOfBlock,
     Event,
     Farewell,
@@ -40,6 +42,7 @@ from ackchat.client.errors import (
     SERVER_CLOSED,
     ClientError,
     ConnectionLostError,
+    ServerDrainingError,
 )
 from ackchat.protocol.replies import ERROR_PREFIX, host_port
 from ackchat.settings import ClientSettings, SettingsError
@@ -52,6 +55,8 @@ MAX_SERVER_LINE_BYTES = 16 * 1024 * 1024
 
 # How long closing may wait for the server (a TLS close waits for its close_notify).
 CLOSE_TIMEOUT = 2.0
+
+_T = TypeVar("_T")
 
 # Shows one event from the server (every kind but the end of a block).
 Show = Callable[[Event], None]
@@ -163,6 +168,8 @@ class Session:
         self._address = host_port(settings.host, settings.port)
         self.tracker = ReplyTracker()
         self._answered = asyncio.Event()
+        # Set once the server drains and no reply is due any more: time to go elsewhere.
+        self._leave = asyncio.Event()
         self._collected: list[Event] | None = None
         self._errors_shown = True
 
@@ -250,6 +257,8 @@ class Session:
             return ClientError(event.text, EXIT_AUTH_FAILED)
         if isinstance(event, Farewell):
             return ClientError(event.text, EXIT_SERVER_CLOSED)
+        if isinstance(event, Draining):
+            return ServerDrainingError(event.redirect)
         kind = "greeting" if isinstance(event, UnexpectedFirstLine) else "line"
         text = "." if isinstance(event, EndOfBlock) else event.text
         return ClientError(f"unexpected {kind} from {self._address}: {text!r}", EXIT_ERROR)
@@ -288,7 +297,12 @@ class Session:
         return collected
 
     async def relay(self, show: Show) -> None:
-        """Show the server's lines as they arrive (block ends hidden), until it closes."""
+        """Show the server's lines as they arrive (block ends hidden), until it closes.
+
+        After a drain notice, once every reply due has come (the server goes on serving
+        until we leave), it is time to leave: :meth:`unless_drained` says so.
+        """
+        tracker = self.tracker
         while (event := await self._receive()) is not None:
             hidden = isinstance(event, EndOfBlock)
             if self._collected is not None and _is_reply(event):
@@ -296,14 +310,41 @@ class Session:
                 hidden |= not self._errors_shown and _is_error(event)
             if not hidden:
                 show(event)
-            if not self.tracker.awaiting_reply:
+            if not tracker.awaiting_reply:
                 self._answered.set()
+                if tracker.draining is not None and not tracker.exit_sent:
+                    self._leave.set()
+
+    async def unless_drained(self, wait: Callable[[], Awaitable[_T]]) -> _T:
+        """What ``wait()`` gives, unless it is time to leave a draining server first.
+
+        A front end waits for its next line to send with this: after a drain notice and
+        the replies still due, :class:`ServerDrainingError` takes it to a new connection.
+        A line that was read meanwhile is still returned, to be sent here.
+        """
+        draining = self.tracker.draining
+        if draining is not None and self._leave.is_set():
+            raise ServerDrainingError(draining.redirect)
+        task = asyncio.ensure_future(wait())
+        leaving = asyncio.ensure_future(self._leave.wait())
+        try:
+            await asyncio.wait({task, leaving}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            leaving.cancel()
+            if not task.done():
+                task.cancel()
+            await asyncio.wait({task, leaving})
+        if task.cancelled() and (draining := self.tracker.draining) is not None:
+            raise ServerDrainingError(draining.redirect)
+        return task.result()
 
     async def converse(self, talk: Awaitable[None], show: Show) -> int:
         """Run ``talk``, which sends lines up to ``exit``, while relaying the server's lines.
 
         Returns the exit code; raises :class:`ClientError` if the server closes first:
-        :class:`ConnectionLostError` if it did so without saying goodbye.
+        :class:`ConnectionLostError` if it did so without saying goodbye, and its
+        :class:`ServerDrainingError` if the server drains (it asked us to reconnect),
+        which ``talk`` raises too when it waits for a line with :meth:`unless_drained`.
         """
         relaying = asyncio.ensure_future(self.relay(show))
         talking = asyncio.ensure_future(talk)
@@ -317,6 +358,10 @@ class Session:
             task.result()
         if talking in done or self.tracker.exit_sent:
             return EXIT_OK
+        if self.tracker.draining is not None:
+            # Even if the drain's bound passed and the server closed with a goodbye: the
+            # session is held, to be resumed.
+            raise ServerDrainingError(self.tracker.draining.redirect)
         if self.tracker.farewell:
             raise ClientError(SERVER_CLOSED, EXIT_SERVER_CLOSED)
         raise ConnectionLostError()

@@ -28,6 +28,10 @@ BACKEND_UNAVAILABLE = (
     "ERROR temporarily unavailable: the server cannot reach its shared state; try again later."
 )
 SERVER_SHUTTING_DOWN = "Server is shutting down. Goodbye."
+# An operator disconnected the client (the admin API): a farewell, so it does not reconnect.
+KICKED = "Disconnected by the server's operator. Goodbye."
+# A drain (SIGUSR1): the connection stays open, but the client should move (see draining()).
+DRAINING_PREFIX = "Server draining: please reconnect"
 INVALID_UTF8 = "ERROR invalid UTF-8: the line was discarded."
 ERROR_PREFIX = "ERROR "
 GREETING_PREFIX = "Welcome! You are "
@@ -162,6 +166,16 @@ def rate_limited(rate: float) -> bytes:
 def wrong_password(attempt: int, allowed: int) -> bytes:
     """The answer to a wrong ``auth``, after a delay."""
     return line(f"{WRONG_PASSWORD_PREFIX}(attempt {attempt} of {allowed}).")
+
+
+def draining(redirect: str = "") -> bytes:
+    """Sent to every client when the server drains: reconnect, to ``redirect`` if given.
+
+    Not a farewell (it does not end in ``Goodbye.``): the connection stays open, so that
+    the client can leave when it is ready, and its session is held for ``/resume``.
+    """
+    where = f" to {redirect}" if redirect else ""
+    return line(f"{DRAINING_PREFIX}{where}.")
 
 
 def refused(reason: str) -> bytes:
@@ -362,6 +376,15 @@ def renamed(name: str) -> bytes:
 def left(room: str) -> bytes:
     """The reply to ``/leave``."""
     return line(f"left {room}")
+
+
+def missed_events(count: int) -> bytes:
+    """Sent to a cluster node's clients when it fell behind the cluster's capped event
+    stream: up to ``count`` messages were trimmed before the node read them."""
+    return line(
+        f"WARNING up to {count} messages may not have reached you: this server fell behind"
+        " the cluster's event stream."
+    )
 
 
 def slow_reader_warning(queued: int, limit: int) -> bytes:

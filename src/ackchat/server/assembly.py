@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
+from collections.abc import Iterator
 
 from ackchat.admission import AddressPolicy, is_loopback
 from ackchat.backend.interface import Backend, BackendUnavailableError
 from ackchat.backend.memory import MemoryBackend
-from ackchat.backend.pending import Pending
+from ackchat.backend.pending import Pending, Result, all_of
+from ackchat.chat.names import name_key
+from ackchat.protocol import replies
 from ackchat.server.connection import ClientConnection
 from ackchat.server.listener import Listener
-from ackchat.server.session import ServerCounters, SessionContext
+from ackchat.server.session import ServerCounters, ServerSession, SessionContext
+from ackchat.server.stats import Traffic
 from ackchat.settings import ServerSettings, SettingsError
 from ackchat.tls import TlsSetupError, server_context
 
@@ -47,6 +52,41 @@ def memory_backend(settings: ServerSettings) -> MemoryBackend:
     )
 
 
+def node_id(settings: ServerSettings) -> str:
+    """This node's name in its cluster: ``--node-id``, else its ``HOST:PORT`` (with a
+    random suffix when the system picks the port, so that such nodes differ too)."""
+    if settings.node_id:
+        return settings.node_id
+    address = replies.host_port(settings.host, settings.port)
+    return address if settings.port else f"{address}-{secrets.token_hex(4)}"
+
+
+def redis_backend(settings: ServerSettings) -> Backend:
+    """A node of the cluster at ``settings.redis``, sized by the settings.
+
+    Imported here: embedded mode does not need redis-py (the ``cluster`` extra).
+    """
+    try:
+        from ackchat.backend.redis.backend import RedisBackend
+    except ImportError as error:
+        raise SettingsError(
+            f"--redis needs redis-py ({error}): pip install 'ackchat[cluster]'"
+        ) from None
+    return RedisBackend(
+        settings.redis,
+        cluster_name=settings.cluster_name,
+        node_id=node_id(settings),
+        clock=SystemClock(),
+        max_clients=settings.max_clients,
+        history_limit=settings.history_limit,
+        room_history=settings.room_history,
+        direct_history=settings.direct_history,
+        resume_grace=settings.resume_grace,
+        resume_buffer=settings.resume_buffer,
+        node_max_clients=settings.node_max_clients,
+    )
+
+
 def address_policy(settings: ServerSettings) -> AddressPolicy:
     """The per-address policy the settings describe (allow, deny, limits)."""
     return AddressPolicy(
@@ -63,9 +103,12 @@ class ChatServer:
     """An ackchat server: its backend, its listeners and its sessions' shared context."""
 
     def __init__(self, settings: ServerSettings, backend: Backend | None = None) -> None:
-        """Raises :class:`SettingsError` if the password or TLS files cannot be used."""
+        """Raises :class:`SettingsError` if the password or TLS files cannot be used, or if
+        cluster mode is asked for without redis-py."""
         self.settings = settings
-        self.backend: Backend = backend or memory_backend(settings)
+        if backend is None:
+            backend = redis_backend(settings) if settings.redis else memory_backend(settings)
+        self.backend: Backend = backend
         secret = settings.read_password()
         try:
             tls = server_context(settings.tls_cert, settings.tls_key) if settings.tls else None
@@ -109,9 +152,14 @@ class ChatServer:
         return self.listener.closing_connections
 
     async def start(self) -> None:
-        """Start the backend, then listen; raises OSError if listening is impossible."""
+        """Start the backend, then listen; raises BackendUnavailableError if the backend
+        cannot be reached (cluster mode), OSError if listening is impossible."""
         await self.backend.start()
-        await self.listener.start()
+        try:
+            await self.listener.start()
+        except OSError:
+            await self.backend.close()
+            raise
         self._housekeeping()
         settings = self.settings
         if not is_loopback(settings.host) and not settings.tls and self.context.password is None:
@@ -121,12 +169,50 @@ class ChatServer:
                 settings.host,
             )
 
-    def set_max_clients(self, value: int) -> None:
-        """Change the client limit while running; new connections see it at once.
+    def reconfigure(self, settings: ServerSettings) -> Result[None]:
+        """Run with ``settings`` from now on: the one path of every live change (SIGHUP,
+        the admin API; see server/reload.py, which plans them and words the log lines).
 
-        Lowering it disconnects nobody. The caller logs the change (see server/reload.py).
+        The client limit and the history sizes go to the backend (lowering the limit
+        disconnects nobody); the idle timeout and the rate limit go to every connected
+        session too, the rest is read from the settings when next used. The backend's
+        answers may come later: the result settles once they all have.
         """
-        self.backend.set_max_clients(value)
+        old, self.settings = self.settings, settings
+        self.context.settings = settings
+        done: list[Result[None]] = []
+        if settings.max_clients != old.max_clients:
+            done.append(self.backend.set_max_clients(settings.max_clients))
+        sizes = (settings.history_limit, settings.room_history, settings.direct_history)
+        if sizes != (old.history_limit, old.room_history, old.direct_history):
+            done.append(self.backend.set_history_sizes(*sizes))
+        for session in self.sessions():
+            session.reconfigure(settings)
+        return all_of(done)
+
+    def sessions(self) -> Iterator[ServerSession]:
+        """The sessions of the connections open now (named or not)."""
+        for connection in self.listener.connections:
+            session = connection.session
+            if session is not None:
+                yield session
+
+    def session_named(self, name: str) -> ServerSession | None:
+        """The connected session called ``name`` (in any case) on this server, if any."""
+        key = name_key(name)
+        for session in self.sessions():
+            if session.name is not None and name_key(session.name) == key:
+                return session
+        return None
+
+    def traffic(self) -> Traffic:
+        """Lines and bytes received and sent since the start, over every connection."""
+        closed = self.counters.closed_traffic
+        total = Traffic(closed.lines_in, closed.lines_out, closed.bytes_in, closed.bytes_out)
+        for session in self.sessions():
+            part = session.traffic
+            total.add(part.lines_in, part.lines_out, part.bytes_in, part.bytes_out)
+        return total
 
     def _housekeeping(self) -> None:
         """Once a second: cut lingering connections off, forget clients that did not resume."""
@@ -142,6 +228,16 @@ class ChatServer:
         self._housekeeper = asyncio.get_running_loop().call_later(
             HOUSEKEEPING_INTERVAL, self._housekeeping
         )
+
+    async def drain(self) -> bool:
+        """Stop accepting and tell every client to reconnect (to ``drain_redirect`` if set).
+
+        True once every client has left, False if some are still connected after
+        ``drain_timeout`` seconds; :meth:`shutdown` then closes them.
+        """
+        settings = self.settings
+        notice = replies.draining(settings.drain_redirect)
+        return await self.listener.drain(notice, settings.drain_timeout)
 
     async def shutdown(self) -> None:
         """Stop accepting, say goodbye to every client within the timeout, stop the backend."""

@@ -73,6 +73,9 @@ class ClientConnection(asyncio.Protocol):
             listener.context, self, host, format_address(peername)
         )
         session.start()
+        if listener.drain_notice is not None:
+            # Accepted just before the listening stopped for a drain.
+            session.drain(listener.drain_notice)
 
     def data_received(self, data: bytes) -> None:
         self._session.data_received(data)  # type: ignore[union-attr]
@@ -169,6 +172,11 @@ class ClientConnection(asyncio.Protocol):
         """Closing took longer than the bound: the session aborts the connection."""
         assert self._session is not None
         self._session.timer_due(Timer.LINGER)
+
+    def drain(self, notice: bytes) -> None:
+        """The server drains: the session tells its client to reconnect elsewhere."""
+        if self._session is not None:
+            self._session.drain(notice)
 
     def shut_down(self, farewell: bytes) -> None:
         """The server is stopping: end the session with ``farewell``."""

@@ -3,7 +3,10 @@
 A :class:`Listener` binds the configured address (and the TLS port beside it), makes a
 :class:`ClientConnection` for each accepted socket, keeps the open ones and the ones
 closing gracefully, cuts off those that linger past their bound, and at shutdown tells
-every client and waits for them within the shutdown timeout.
+every client and waits for them within the shutdown timeout. A drain (for a rolling
+restart) stops accepting and tells every client to reconnect, then waits for them to
+leave; with ``reuse_port`` several servers on one host share the port (SO_REUSEPORT), so
+the kernel hands new connections to the others meanwhile.
 """
 
 from __future__ import annotations
@@ -35,6 +38,11 @@ class Listener:
         self.settings = settings = context.settings
         self._tls = tls
         self._servers: list[asyncio.Server] = []
+        # The ports bound, main one first: still known once listening has stopped.
+        self._ports: list[int] = []
+        # What every client is told during a drain (None: not draining); a connection
+        # accepted just before the listening stopped is told when it is made.
+        self.drain_notice: bytes | None = None
         self._connections: set[ClientConnection] = set()
         # Connections closing gracefully, with the time to abort them, oldest first; a
         # connection leaves as soon as it is closed, so nothing closed is kept alive.
@@ -49,17 +57,13 @@ class Listener:
     @property
     def port(self) -> int:
         """The main port actually bound (useful when the settings asked for port 0)."""
-        assert self._servers, "the server is not started"
-        port: int = self._servers[0].sockets[0].getsockname()[1]
-        return port
+        assert self._ports, "the server is not started"
+        return self._ports[0]
 
     @property
     def tls_port(self) -> int | None:
         """The separate TLS port actually bound, if one was asked for."""
-        if len(self._servers) < 2:
-            return None
-        port: int = self._servers[1].sockets[0].getsockname()[1]
-        return port
+        return self._ports[1] if len(self._ports) > 1 else None
 
     @property
     def connections(self) -> frozenset[ClientConnection]:
@@ -88,10 +92,12 @@ class Listener:
             port,
             backlog=self.settings.backlog,
             reuse_address=True,
+            reuse_port=self.settings.reuse_port,
             ssl=tls,
             ssl_handshake_timeout=(self.settings.line_timeout or None) if tls else None,
         )
         self._servers.append(server)
+        self._ports.append(server.sockets[0].getsockname()[1])
         for sock in server.sockets:
             self._configure_keepalive(sock)
         addresses = ", ".join(format_address(sock.getsockname()) for sock in server.sockets)
@@ -154,10 +160,33 @@ class Listener:
             del lingering[connection]
             connection.lingered()
 
-    async def shutdown(self) -> None:
-        """Stop accepting, tell every client, wait up to the shutdown timeout, then cut off."""
+    async def drain(self, notice: bytes, bound: float) -> bool:
+        """Stop accepting, tell every client ``notice``, and wait for them to leave.
+
+        True once the last connection closed, False if some are still open after
+        ``bound`` seconds: :meth:`shutdown` closes those.
+        """
+        self._stop_listening()
+        self.drain_notice = notice
+        all_closed = self._all_closed = asyncio.Event()
+        for connection in list(self._connections):
+            connection.drain(notice)
+        if not self._connections:
+            return True
+        try:
+            await asyncio.wait_for(all_closed.wait(), bound)
+        except TimeoutError:
+            return False
+        return True
+
+    def _stop_listening(self) -> None:
+        """Close the listening sockets: new connections go elsewhere (or are refused)."""
         for server in self._servers:
             server.close()
+
+    async def shutdown(self) -> None:
+        """Stop accepting, tell every client, wait up to the shutdown timeout, then cut off."""
+        self._stop_listening()
         farewell = replies.line(replies.SERVER_SHUTTING_DOWN)
         all_closed = self._all_closed = asyncio.Event()
         for connection in list(self._connections):

@@ -47,6 +47,7 @@ from ackchat.protocol.framing import LineFramer, LineTooLong
 from ackchat.protocol.replies import plain_acks
 from ackchat.ratelimit import TokenBucket
 from ackchat.records import ChatLoss, DisconnectReason, StatusSnapshot
+from ackchat.server.stats import COMMAND_NAMES, LatencyHistogram, Traffic
 from ackchat.settings import ServerSettings
 
 log = logging.getLogger("ackchat.server")
@@ -69,6 +70,17 @@ HELD_REASONS = frozenset(
         DisconnectReason.CLOSED_BY_PEER,
         DisconnectReason.RESET,
         DisconnectReason.CONNECTION_ERROR,
+        DisconnectReason.DRAINED,
+    }
+)
+# How a connection can end without the session ending it; after a drain notice each
+# of them is recorded as DRAINED instead (the client was told to go).
+_LOST_REASONS = frozenset(
+    {
+        DisconnectReason.CLOSED_BY_PEER,
+        DisconnectReason.RESET,
+        DisconnectReason.CONNECTION_ERROR,
+        DisconnectReason.SERVER_SHUTDOWN,
     }
 )
 
@@ -118,18 +130,35 @@ class SessionIO(Protocol):
 
 @dataclass(slots=True)
 class ServerCounters:
-    """Counts the ``status`` header shows beside the backend's."""
+    """What this server counts beside the backend's state: for the ``status`` header, the
+    admin API and ``/metrics``. Each count changes at most once per batch of lines, per
+    command or per connection, never per plain line."""
 
     # Connections turned away before they got a name, by reason.
     refused: Counter[Refusal] = field(default_factory=Counter)
     # Chat deliveries that failed: slow readers cut off, messages dropped with them.
     chat_losses: Counter[ChatLoss] = field(default_factory=Counter)
+    # Clients this server admitted (gave a name), and turned away because it was full.
+    admitted: int = 0
+    full: int = 0
+    # Sessions of this server that ended, by reason.
+    departures: Counter[DisconnectReason] = field(default_factory=Counter)
+    # Chat messages this server's clients sent and the backend delivered, by scope.
+    chat_messages: Counter[str] = field(default_factory=Counter)
+    # The traffic of connections that are closed (open ones keep count of their own).
+    closed_traffic: Traffic = field(default_factory=Traffic)
+    # How long each command other than a plain line took to handle, by its word.
+    command_latency: dict[str, LatencyHistogram] = field(
+        default_factory=lambda: {word: LatencyHistogram() for word in COMMAND_NAMES.values()}
+    )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SessionContext:
     """What every session of one server shares: its settings, state and clock."""
 
+    # The running settings: replaced (for new sessions; see ServerSession.reconfigure for
+    # the connected ones) when a live setting changes on SIGHUP or through the admin API.
     settings: ServerSettings
     backend: Backend
     admission: AddressPolicy
@@ -149,11 +178,14 @@ class ServerSession:
         "_authenticating",
         "_backend",
         "_batch",
+        "_bytes_in",
+        "_bytes_out",
         "_clock",
         "_closing",
         "_context",
         "_counted_by_policy",
         "_delayed_answer",
+        "_drain_notice",
         "_framer",
         "_held_lines",
         "_host",
@@ -162,6 +194,8 @@ class ServerSession:
         "_line_started",
         "_line_timeout",
         "_line_timer_set",
+        "_lines_in",
+        "_lines_out",
         "_name",
         "_outbox",
         "_outbox_bytes",
@@ -201,6 +235,8 @@ class ServerSession:
         self._authenticating = False
         self._wrong_passwords = 0
         self._delayed_answer = b""
+        # The drain notice this session was sent (None: the server is not draining).
+        self._drain_notice: bytes | None = None
         # Lines read but not yet handled, while a long reply is written, a wrong
         # password's delay runs or the backend's answer is awaited; reading is paused.
         self._suspended = False
@@ -220,11 +256,23 @@ class ServerSession:
         # Chat lines delivered during this loop iteration, written together at its end
         # (one write for every message, however many); None while there are none.
         self._batch: list[bytes] | None = None
+        # Traffic, counted per read and per write (not per line).
+        self._lines_in = self._lines_out = self._bytes_in = self._bytes_out = 0
 
     @property
     def name(self) -> str | None:
         """The client's name, or None while it has none (refused, authenticating, joining)."""
         return self._name
+
+    @property
+    def traffic(self) -> Traffic:
+        """The lines and bytes this connection received and sent so far."""
+        return Traffic(self._lines_in, self._lines_out, self._bytes_in, self._bytes_out)
+
+    @property
+    def last_input(self) -> float:
+        """When the client last sent anything (or connected), on the context's clock."""
+        return self._last_input
 
     # Events from the connection
 
@@ -237,7 +285,7 @@ class ServerSession:
             context.counters.refused[refusal] += 1
             log.debug("refused %s: %s", self.address, refusal)
             self._closing = True
-            self._write(replies.refused(refusal))
+            self._send(replies.refused(refusal))
             self._close_gracefully()
             return
         self._counted_by_policy = True
@@ -249,7 +297,7 @@ class ServerSession:
             self._io.set_timer(Timer.IDLE, settings.idle_timeout)
         if context.password is not None:
             self._authenticating = True
-            self._write(replies.line(replies.AUTH_REQUIRED))
+            self._send(replies.line(replies.AUTH_REQUIRED))
             if settings.auth_timeout > 0:
                 self._io.set_timer(Timer.AUTH, settings.auth_timeout)
             return
@@ -261,6 +309,8 @@ class ServerSession:
             return
         now = self._last_input = self._clock()
         lines = self._framer.feed(data)
+        self._bytes_in += len(data)
+        self._lines_in += len(lines)
         # Data that ends with a newline leaves no line unfinished: no timer to look at.
         if self._line_timeout and (self._line_started is not None or data[-1:] != b"\n"):
             self._watch_line_start(now, bool(lines))
@@ -278,6 +328,8 @@ class ServerSession:
             acks = plain_acks(lines)
             if acks is not None and (rate is None or rate.take(now, len(lines))):
                 if self._batch is None:
+                    self._lines_out += len(lines)
+                    self._bytes_out += len(acks)
                     self._write(acks)
                 else:
                     self._write_after_batch(acks)
@@ -315,6 +367,9 @@ class ServerSession:
         self._io.cancel_timer(Timer.LINGER)
         if self._counted_by_policy:
             self._context.admission.closed(self._host)
+        self._context.counters.closed_traffic.add(
+            self._lines_in, self._lines_out, self._bytes_in, self._bytes_out
+        )
 
     def timer_due(self, timer: Timer) -> None:
         """A timer the session set is due."""
@@ -361,17 +416,22 @@ class ServerSession:
                 continue
             if type(command) is Message:
                 out.append(replies.ack(command.text))
-            elif type(command) is Status:
+                continue
+            # Any other command is timed, for the latency histogram of /metrics.
+            started = self._clock()
+            word = COMMAND_NAMES[type(command)]
+            if type(command) is Status:
                 self._flush(out)
-                self._status(command.show_all, lines)
+                self._status(command.show_all, lines, started)
                 return
-            elif type(command) is Exit:
+            if type(command) is Exit:
                 assert self._name is not None
                 out.append(replies.goodbye(self._name))
                 self._flush(out)
                 self.close(DisconnectReason.EXIT)
+                self._timed(word, started)
                 return
-            elif type(command) is Help:
+            if type(command) is Help:
                 out.append(replies.help_reply())
             else:
                 assert self._name is not None
@@ -382,18 +442,27 @@ class ServerSession:
                     continue
                 if isinstance(done, Pending):
                     self._flush(out)
-                    self._park(done, self._write_chat_answer, lines)
+                    self._park(done, self._write_chat_answer, lines, word, started)
                     return
                 out.append(self._chat_answered(done))
                 if self._closing:
+                    self._timed(word, started)
                     return
+            self._timed(word, started)
         self._flush(out)
+
+    def _timed(self, word: str, started: float) -> None:
+        """Count the handling time of a command, from ``started`` until now."""
+        self._context.counters.command_latency[word].observe(self._clock() - started)
 
     def _write_chat_answer(self, done: Answer) -> None:
         self._flush([self._chat_answered(done)])
 
     def _chat_answered(self, done: Answer) -> bytes:
-        """The reply to a chat command, noting the name it leaves the client with."""
+        """The reply to a chat command, noting the name it leaves the client with and the
+        message it delivered."""
+        if done.delivered is not None:
+            self._context.counters.chat_messages[done.delivered] += 1
         if done.new_name is not None and done.new_name != self._name:
             log.debug("%s is now %s", self._name, done.new_name)
             self._name = done.new_name
@@ -410,8 +479,9 @@ class ServerSession:
         self.close(DisconnectReason.RATE_LIMITED, replies.line(replies.RATE_LIMITED_GOODBYE))
         return True
 
-    def _status(self, show_all: bool, rest: Lines) -> None:
-        """Stream the ``status`` reply, once the backend has the snapshot."""
+    def _status(self, show_all: bool, rest: Lines, started: float) -> None:
+        """Stream the ``status`` reply, once the backend has the snapshot (timed from
+        ``started`` until its first piece is written)."""
         recent = None if show_all else self._settings.status_recent
         try:
             snapshot = self._backend.snapshot(recent)
@@ -420,10 +490,11 @@ class ServerSession:
             self._handle(rest)
             return
         if isinstance(snapshot, Pending):
-            self._park(snapshot, self._stream_status, rest)
+            self._park(snapshot, self._stream_status, rest, "status", started)
             return
         self._suspend(rest)
         self._stream_status(snapshot)
+        self._timed("status", started)
 
     def _stream_status(self, snapshot: StatusSnapshot) -> None:
         """Write the ``status`` reply a piece at a time; the held lines wait for its end."""
@@ -516,7 +587,7 @@ class ServerSession:
         if self._closing:
             self._context.counters.chat_losses[ChatLoss.MESSAGES_DROPPED] += len(batch)
             return
-        self._write(batch[0] if len(batch) == 1 else b"".join(batch))
+        self._send(batch[0] if len(batch) == 1 else b"".join(batch))
         if self._writing_paused:
             self._enforce_output_cap()
 
@@ -528,7 +599,13 @@ class ServerSession:
             batch.append(data)
             data = b"".join(batch)
         if data:
-            self._write(data)
+            self._send(data)
+
+    def _send(self, data: bytes) -> None:
+        """Write ``data``, counted as traffic out (every write but the hot path's comes here)."""
+        self._lines_out += data.count(b"\n")
+        self._bytes_out += len(data)
+        self._write(data)
 
     def _flush_outbox(self) -> None:
         """Write queued chat lines while the client's write buffer has room."""
@@ -536,7 +613,7 @@ class ServerSession:
         while outbox and not self._writing_paused and not self._closing:
             data = outbox.popleft()
             self._outbox_bytes -= len(data)
-            self._write(data)
+            self._send(data)
         if not outbox:
             self._warned_slow = False
 
@@ -578,7 +655,7 @@ class ServerSession:
     def _answer_after_delay(self) -> None:
         if self._closing:
             return
-        self._write(self._delayed_answer)
+        self._send(self._delayed_answer)
         self._resume()
 
     def _auth_timed_out(self) -> None:
@@ -590,7 +667,7 @@ class ServerSession:
         """Close a connection that never got a name (it has no session to record)."""
         self._closing = True
         self._cancel_timers()
-        self._write(farewell)
+        self._send(farewell)
         self._close_gracefully()
 
     def _join(self, rest: Lines = _NO_LINES) -> bool:
@@ -602,31 +679,65 @@ class ServerSession:
             return True
         if isinstance(admitted, Pending):
             self._park(admitted, self._admitted, rest)
+            admitted.add_done_callback(self._admitted_after_closing)
             return True
         self._admitted(admitted)
         return self._closing
 
+    def _admitted_after_closing(self, answer: Pending[Admitted | None]) -> None:
+        """A slot that came after the connection closed is given back at once.
+
+        The session never had a name, so it recorded no departure of its own; without
+        this the slot would stay taken (a health check that connects and closes at once).
+        """
+        if not self._closing or self._name is not None:
+            return
+        try:
+            admitted = answer.result()
+        except BackendUnavailableError:
+            return
+        if admitted is not None:
+            try:
+                self._backend.depart(
+                    admitted.record.name, DisconnectReason.CLOSED_BY_PEER, hold=False
+                )
+            except BackendUnavailableError:
+                log.warning("%s left, but the backend could not record it", admitted.record.name)
+
     def _admitted(self, admitted: Admitted | None) -> None:
         """Greet the admitted client, or tell it the server is full."""
         if admitted is None:
+            self._context.counters.full += 1
             log.debug(
                 "rejected %s: server full (%d clients)", self.address, self._backend.max_clients
             )
             self._disconnect_unnamed(replies.line(replies.SERVER_FULL))
             return
+        self._context.counters.admitted += 1
         self._name = name = admitted.record.name
         log.debug("%s connected from %s", name, self.address)
         token = admitted.token if self._settings.resume_grace > 0 else None
-        self._write(replies.greeting(name, token))
+        self._send(replies.greeting(name, token))
+        if self._drain_notice is not None:
+            # Admitted while the server drains (the answer came later): told at once.
+            self.deliver(self._drain_notice)
 
     # Pausing: long replies, delayed and later answers
 
-    def _park(self, pending: Pending[_T], then: Callable[[_T], None], rest: Lines) -> None:
+    def _park(
+        self,
+        pending: Pending[_T],
+        then: Callable[[_T], None],
+        rest: Lines,
+        word: str = "",
+        started: float = 0.0,
+    ) -> None:
         """Wait for the backend's answer, holding the lines after it; then go on.
 
         ``then`` carries on with the answer (writes the reply, or starts a long one);
         the held lines are handled after it. An unavailable backend is answered with a
-        line of its own: a client without a name yet is told to come back later.
+        line of its own: a client without a name yet is told to come back later. The
+        command ``word`` (if any) is timed from ``started`` until ``then`` is done.
         """
         self._suspend(rest)
 
@@ -643,6 +754,8 @@ class ServerSession:
                 self._resume()
                 return
             then(value)
+            if word:
+                self._timed(word, started)
             if not self._closing and self._stream is None:
                 self._resume()
 
@@ -676,7 +789,7 @@ class ServerSession:
             return
         chunk = list(islice(self._stream, STREAM_CHUNK_LINES))
         if chunk:
-            self._write(replies.encode_lines(chunk))
+            self._send(replies.encode_lines(chunk))
             self._schedule_stream()
             return
         self._stream = None
@@ -692,6 +805,9 @@ class ServerSession:
 
     def _check_idle(self) -> None:
         timeout = self._settings.idle_timeout
+        if timeout <= 0:
+            # Turned off while the timer was set (see reconfigure).
+            return
         remaining = self._last_input + timeout - self._clock()
         if remaining > 0:
             self._io.set_timer(Timer.IDLE, remaining)
@@ -748,6 +864,57 @@ class ServerSession:
 
     # Ending the session
 
+    def drain(self, notice: bytes) -> None:
+        """The server drains: tell the client to reconnect, and hold its session when it goes.
+
+        The connection stays open, so that the client leaves when it is ready; from now on
+        a session that ends without ``exit`` (the client closes or vanishes, or the drain's
+        bound passes and the server closes it) is recorded as ``drained`` and held for
+        ``/resume`` on another server. The notice goes the way chat lines go, so it never
+        lands inside a block being written. A connection still authenticating has no
+        session to keep: it is told and closed. One waiting for its admission is told as
+        soon as it is greeted.
+        """
+        if self._closing or self._drain_notice is not None:
+            return
+        self._drain_notice = notice
+        if self._authenticating:
+            self._disconnect_unnamed(notice)
+        elif self._name is not None:
+            self.deliver(notice)
+
+    def kick(self) -> bool:
+        """An operator disconnects the client: tell it, record ``kicked``; False if the
+        connection has no session to end (not named yet, or closing already)."""
+        if self._name is None or self._closing:
+            return False
+        self.close(DisconnectReason.KICKED, replies.line(replies.KICKED))
+        return True
+
+    def reconfigure(self, settings: ServerSettings) -> None:
+        """Live settings changed (SIGHUP, the admin API): apply them to this connection.
+
+        The idle timeout counts from the client's last input, so turning it on or
+        lowering it disconnects a client already silent for longer; a new rate limit
+        starts with a full bucket. Everything else is read from the settings when used.
+        """
+        old, self._settings = self._settings, settings
+        if self._closing or not self._counted_by_policy:
+            return
+        now = self._clock()
+        if settings.idle_timeout != old.idle_timeout:
+            if settings.idle_timeout > 0:
+                remaining = self._last_input + settings.idle_timeout - now
+                self._io.set_timer(Timer.IDLE, max(remaining, 0.0))
+            else:
+                self._io.cancel_timer(Timer.IDLE)
+        if (settings.rate_limit, settings.rate_burst) != (old.rate_limit, old.rate_burst):
+            self._rate = (
+                TokenBucket(settings.rate_limit, settings.rate_burst, now)
+                if settings.rate_limit > 0
+                else None
+            )
+
     def close(self, reason: DisconnectReason, farewell: bytes = b"") -> None:
         """End the session for ``reason``: send ``farewell``, then close gracefully.
 
@@ -779,12 +946,19 @@ class ServerSession:
         self._io.abort()
 
     def _end_session(self, reason: DisconnectReason) -> None:
-        """Record the departure once, with the first reason that applies, and stop timers."""
+        """Record the departure once, with the first reason that applies, and stop timers.
+
+        After a drain notice, a connection lost or closed by the server's stop is recorded
+        as ``drained``: the client was told to go, and may resume elsewhere.
+        """
         self._cancel_timers()
         name = self._name
         if name is None or self._session_ended:
             return
         self._session_ended = True
+        if self._drain_notice is not None and reason in _LOST_REASONS:
+            reason = DisconnectReason.DRAINED
+        self._context.counters.departures[reason] += 1
         try:
             done = self._backend.depart(name, reason, hold=reason in HELD_REASONS)
         except BackendUnavailableError:

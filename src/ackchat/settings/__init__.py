@@ -4,10 +4,11 @@ Each setting is a field of a frozen dataclass whose metadata holds its help text
 its parser (:mod:`~ackchat.settings.values`). One value is chosen per setting by
 precedence (:mod:`~ackchat.settings.loading`): command-line flag, then the
 ``ACKCHAT_<NAME>`` environment variable, then the config file (``--config`` or
-``ACKCHAT_CONFIG``; its ``[serve]``, ``[connect]`` or ``[bench]`` table), then the
-default.
+``ACKCHAT_CONFIG``; its ``[serve]``, ``[connect]``, ``[bench]`` or ``[admin]`` table),
+then the default.
 """
 
+from ackchat.settings.admin import AdminSettings
 from ackchat.settings.bench import BENCH_SCENARIOS, BenchSettings
 from ackchat.settings.client import ClientSettings
 from ackchat.settings.loading import (
@@ -31,6 +32,7 @@ __all__ = [
     "BENCH_SCENARIOS",
     "CONFIG_ENV",
     "ENV_PREFIX",
+    "AdminSettings",
     "BenchSettings",
     "ClientSettings",
     "Loaded",

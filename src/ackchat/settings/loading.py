@@ -17,6 +17,7 @@ from difflib import get_close_matches
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from ackchat.settings.admin import AdminSettings
 from ackchat.settings.bench import BenchSettings
 from ackchat.settings.client import ClientSettings
 from ackchat.settings.server import ServerSettings
@@ -25,12 +26,13 @@ from ackchat.settings.values import SettingsError, boolean, optional_file_path
 ENV_PREFIX = "ACKCHAT_"
 CONFIG_ENV = "ACKCHAT_CONFIG"
 
-SettingsT = TypeVar("SettingsT", ServerSettings, ClientSettings, BenchSettings)
+SettingsT = TypeVar("SettingsT", ServerSettings, ClientSettings, BenchSettings, AdminSettings)
 
 TABLES: dict[type[Any], str] = {
     ServerSettings: "serve",
     ClientSettings: "connect",
     BenchSettings: "bench",
+    AdminSettings: "admin",
 }
 
 

@@ -5,22 +5,29 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ackchat.admission import parse_network_list
+from ackchat.settings.admin import check_one_token, read_token
 from ackchat.settings.password import check_one_password, read_secret
 from ackchat.settings.values import (
     SettingsError,
     boolean,
     choice,
+    cluster_text,
     file_path,
+    host_and_port,
     host_name,
+    listen_address,
+    node_name,
     non_negative_int,
     non_negative_number,
     option,
     port_number,
     positive_int,
+    redis_url,
     text,
 )
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
 LOOPS = ("auto", "uvloop", "asyncio")
 ADDRESS_VISIBILITY = ("loopback", "all", "none")
 
@@ -56,11 +63,24 @@ class ServerSettings:
         non_negative_number,
         "on SIGINT/SIGTERM, how long to wait for clients before closing them",
     )
+    drain_timeout: float = option(
+        30.0,
+        non_negative_number,
+        "on SIGUSR1 (drain), how long to wait for clients to leave before closing them",
+    )
+    drain_redirect: str = option(
+        "",
+        host_and_port,
+        "on SIGUSR1, tell clients to reconnect to this HOST:PORT (else to the address they used)",
+    )
     keepalive: bool = option(True, boolean, "TCP keepalive on client sockets to find dead peers")
     keepalive_idle: int = option(60, positive_int, "seconds of silence before keepalive probes")
     keepalive_interval: int = option(10, positive_int, "seconds between keepalive probes")
     keepalive_count: int = option(5, positive_int, "unanswered probes before the peer is dead")
     backlog: int = option(1024, positive_int, "pending connections the kernel may queue")
+    reuse_port: bool = option(
+        False, boolean, "SO_REUSEPORT: several servers on one host may listen on the same port"
+    )
     # Hostile and faulty peers (docs/SECURITY.md)
     line_timeout: float = option(
         30.0, non_negative_number, "a line once started must end within this many seconds; 0 off"
@@ -134,10 +154,52 @@ class ServerSettings:
     queue_limit: int = option(
         5000, positive_int, "unread messages after which a slow reader is disconnected"
     )
+    # Cluster mode (docs/CLUSTER.md)
+    redis: str = option(
+        "",
+        redis_url,
+        "join a cluster through this Redis (redis://HOST:PORT/DB, rediss:// for TLS);"
+        " empty: embedded mode, the state in this process",
+        secret=True,
+    )
+    node_id: str = option(
+        "",
+        node_name,
+        "this node's name in the cluster, shown in status",
+        shown_default="HOST:PORT",
+    )
+    cluster_name: str = option(
+        "ackchat",
+        cluster_text,
+        "prefix of the cluster's Redis keys, so that clusters can share one Redis",
+    )
+    node_max_clients: int = option(
+        0, non_negative_int, "most clients connected to this node at once (cluster mode); 0 off"
+    )
     loop: str = option(
         "auto", choice(*LOOPS), "event loop: auto (uvloop if installed), uvloop or asyncio"
     )
     log_level: str = option("info", choice(*LOG_LEVELS), "least severe log level shown")
+    log_format: str = option(
+        "text", choice(*LOG_FORMATS), "log lines as text, or as one JSON object per line"
+    )
+    # Operating it over HTTP (README, "Operating it"; docs/SECURITY.md)
+    http: str = option(
+        "",
+        listen_address,
+        "serve the admin API and /metrics over HTTP on [HOST:]PORT (host: 127.0.0.1)",
+        shown_default="off",
+    )
+    admin_token: str = option("", text, "bearer token the admin API's changes need", secret=True)
+    admin_token_file: str = option(
+        "",
+        file_path,
+        "read the admin token from this file's first line; with neither, one is made at start"
+        " and written to a file only you can read, whose path is logged",
+    )
+    admin_read_token: bool = option(
+        False, boolean, "the admin API's read calls (status, clients, /metrics) need the token too"
+    )
 
     def __post_init__(self) -> None:
         if bool(self.tls_cert) != bool(self.tls_key):
@@ -145,6 +207,7 @@ class ServerSettings:
         if self.tls_port and not self.tls_cert:
             raise SettingsError("--tls-port needs --tls-cert and --tls-key")
         check_one_password(self.password, self.password_file)
+        check_one_token(self.admin_token, self.admin_token_file, "--admin-token-file")
 
     @property
     def tls(self) -> bool:
@@ -154,3 +217,7 @@ class ServerSettings:
     def read_password(self) -> str:
         """The shared secret, from the setting or the first line of the password file."""
         return read_secret(self.password, self.password_file)
+
+    def read_admin_token(self) -> str:
+        """The admin API's token, from the setting or the token file ("" for neither)."""
+        return read_token(self.admin_token, self.admin_token_file)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import field
 from typing import Any
 
+from ackchat.backend.redis.keys import key_prefix
 from ackchat.chat.names import InvalidNameError, room_name
 from ackchat.errors import AckchatError
 
@@ -124,6 +125,92 @@ def host_name(value: object) -> str:
         except ValueError:
             raise ValueError("must be a host name or IP address, without a port") from None
     return text
+
+
+def host_and_port(value: object) -> str:
+    """``HOST:PORT`` (an IPv6 host in brackets: ``[::1]:1234``), or empty for none."""
+    if not isinstance(value, str):
+        raise ValueError("must be HOST:PORT")
+    text = value.strip()
+    if not text:
+        return ""
+    host, separator, port = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError("must be HOST:PORT, with an IPv6 host in brackets ([::1]:1234)")
+    try:
+        host = host_name(host)
+        number = port_number(port)
+    except ValueError:
+        raise ValueError("must be HOST:PORT") from None
+    if not separator or number == 0:
+        raise ValueError("must be HOST:PORT")
+    return f"[{host}]:{number}" if ":" in host else f"{host}:{number}"
+
+
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def redis_url(value: object) -> str:
+    """A Redis URL (``redis://``, ``rediss://`` with TLS, or ``unix://``), or empty for none."""
+    if not isinstance(value, str):
+        raise ValueError("must be a Redis URL (redis://HOST:PORT/DB)")
+    text = value.strip()
+    if text and not text.lower().startswith(REDIS_SCHEMES):
+        raise ValueError("must be a Redis URL starting with redis://, rediss:// or unix://")
+    return text
+
+
+def cluster_text(value: object) -> str:
+    """A cluster's name, as it goes into every key: 1 to 64 letters, digits, _ - or ."""
+    if not isinstance(value, str):
+        raise ValueError("must be a cluster name")
+    try:
+        key_prefix(value.strip())
+    except ValueError:
+        raise ValueError("must be 1 to 64 letters, digits, '_', '-' or '.'") from None
+    return value.strip()
+
+
+def node_name(value: object) -> str:
+    """A node's name in a cluster: up to 100 characters without spaces, or empty for the
+    default."""
+    if not isinstance(value, str):
+        raise ValueError("must be a node name")
+    text = value.strip()
+    if len(text) > 100 or any(character.isspace() or character in "{}" for character in text):
+        raise ValueError("must be up to 100 characters, without spaces or braces")
+    return text
+
+
+def listen_address(value: object) -> str:
+    """``[HOST:]PORT`` to listen on, as ``HOST:PORT`` (``127.0.0.1`` when no host is
+    given, an IPv6 host in brackets, port 0 for any free one), or empty for none."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise ValueError("must be [HOST:]PORT")
+    text = value.strip()
+    if not text:
+        return ""
+    host, _, port = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError("must be [HOST:]PORT, with an IPv6 host in brackets ([::1]:8080)")
+    try:
+        host = host_name(host) if host else "127.0.0.1"
+        number = port_number(port)
+    except ValueError:
+        raise ValueError("must be [HOST:]PORT") from None
+    return f"[{host}]:{number}" if ":" in host else f"{host}:{number}"
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """The host (without brackets) and port of a ``HOST:PORT`` made by a parser here."""
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
 
 
 def choice(*allowed: str) -> Callable[[object], str]:
