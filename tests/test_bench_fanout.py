@@ -20,8 +20,9 @@ from ackchat.bench.client import BenchError
 from ackchat.bench.scenarios import run_scenario
 from ackchat.bench.stats import Measurement, failed_checks, fanout_figures, summarize
 from ackchat.records import DisconnectReason
+from ackchat.server.assembly import ChatServer, memory_backend
 from ackchat.settings import BenchSettings
-from conftest import ServerFactory, snapshot
+from conftest import TEST_SETTINGS, ServerFactory, snapshot
 from lineclient import eventually
 
 EVENT = b"@15 2026-11-25T14:00:05+00:00 #dev Client01: 7 123456789"
@@ -200,3 +201,30 @@ async def test_fanout_fails_when_the_server_is_full(start_server: ServerFactory)
 async def test_fanout_needs_an_ackchat_server() -> None:
     with pytest.raises(ValueError, match="ackchat server"):
         await run_scenario(replace(SHORT, line_protocol=True))
+
+
+async def test_receivers_spread_over_the_receiver_ports_get_every_message() -> None:
+    settings = replace(TEST_SETTINGS, max_clients=20)
+    backend = memory_backend(settings)
+    first, second = ChatServer(settings, backend), ChatServer(settings, backend)
+    await first.start()
+    await second.start()
+    try:
+        options = replace(
+            SHORT,
+            port=first.port,
+            receiver_ports=(first.port, second.port),
+            connections=6,
+            pipeline=4,
+            requests=40,
+        )
+        measurement = await run_scenario(options)
+        # One backend behind two listeners, as a cluster's nodes: each server held half
+        # of the receivers, and every receiver heard every message.
+        assert measurement.errors == 0, measurement.error_samples
+        assert fanout_figures(measurement)["messages_lost"] == 0
+        assert summarize(measurement)["replies"] == 6 * 40
+        assert [first.counters.admitted, second.counters.admitted] == [4, 3]
+    finally:
+        await first.shutdown()
+        await second.shutdown()

@@ -258,3 +258,15 @@ def test_admin_options_come_from_flags_the_environment_and_the_config_file(tmp_p
         resolve(AdminSettings, {"token_file": "t"}, {"ACKCHAT_ADMIN_TOKEN": "x"}, None)
     with pytest.raises(SettingsError, match="--timeout must be a number above 0"):
         resolve(AdminSettings, {"timeout": "0"}, {}, None)
+
+
+def test_receiver_ports_are_a_list_of_ports_from_every_source(tmp_path: Path) -> None:
+    config = tmp_path / "ackchat.toml"
+    config.write_text("[bench]\nreceiver_ports = [1235, 1236]\n")
+    assert resolve(BenchSettings, {}, {}, config).receiver_ports == (1235, 1236)
+    env = {"ACKCHAT_RECEIVER_PORTS": "1237, 1238"}
+    assert resolve(BenchSettings, {}, env, None).receiver_ports == (1237, 1238)
+    with pytest.raises(SettingsError, match="--receiver-ports must be port numbers"):
+        resolve(BenchSettings, {"receiver_ports": "1234,0"}, {}, None)
+    with pytest.raises(SettingsError, match="--receiver-ports must be a port number"):
+        resolve(BenchSettings, {"receiver_ports": "1234,x"}, {}, None)

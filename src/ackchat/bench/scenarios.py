@@ -499,14 +499,20 @@ R = TypeVar("R", bound=FanoutConnection)
 
 
 async def open_ready(
-    options: BenchSettings, make: Callable[[], C], count: int, held: int = 0
+    options: BenchSettings,
+    make: Callable[[], C],
+    count: int,
+    held: int = 0,
+    ports: Sequence[int] = (),
 ) -> list[C]:
-    """Open ``count`` fanout connections; wait (bounded) until each is set up."""
+    """Open ``count`` fanout connections, to ``ports`` in turn (default: the run's port);
+    wait (bounded) until each is set up."""
     gate = asyncio.Semaphore(OPEN_CONCURRENCY)
-    host, port = options.host, options.port
+    host = options.host
+    ports = ports or (options.port,)
     answered = answered_in_time if options.redis_pubsub else greeted_in_time
 
-    async def open_one() -> C:
+    async def open_one(port: int) -> C:
         async with gate:
             connection = await open_connection(make, host, port)
             try:
@@ -516,7 +522,7 @@ async def open_ready(
                 raise
             return connection
 
-    openings = [open_one() for _ in range(count)]
+    openings = [open_one(ports[number % len(ports)]) for number in range(count)]
     return await _all_or_none(openings, FanoutConnection.close, held)
 
 
@@ -526,7 +532,9 @@ async def open_fanout(
     """The sender first (if this process sends), then the receivers, each set up."""
     senders = await open_ready(options, sender, 1) if options.sends else []
     try:
-        receivers = await open_ready(options, receiver, options.connections, len(senders))
+        receivers = await open_ready(
+            options, receiver, options.connections, len(senders), options.receiver_ports
+        )
     except BaseException:
         for connection in senders:
             connection.close()

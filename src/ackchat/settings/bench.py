@@ -11,6 +11,7 @@ from ackchat.settings.values import (
     non_negative_int,
     non_negative_number,
     option,
+    port_list,
     port_number,
     positive_int,
     room_text,
@@ -73,6 +74,12 @@ class BenchSettings:
         choice(*PUBSUB_SERVERS),
         "fanout: whose publish/subscribe to measure: ackchat's rooms (/join, /say), or"
         " redis-server's SUBSCRIBE and PUBLISH (no greeting: --line-protocol is implied)",
+    )
+    receiver_ports: tuple[int, ...] = option(
+        (),
+        port_list,
+        "fanout: receivers connect to these ports of --host in turn (a cluster's nodes);"
+        " the sender stays on --port; none: all on --port",
     )
     json: bool = option(False, boolean, "print the results as JSON")
     # Not settings: whether this process runs the fanout sender (only the first worker),

@@ -55,6 +55,20 @@ def port_number(value: object) -> int:
     return port
 
 
+def port_list(value: object) -> tuple[int, ...]:
+    """TCP ports, comma-separated (or a TOML list); empty means none."""
+    items = value if isinstance(value, list | tuple) else str(value).split(",")
+    ports = []
+    for item in items:
+        if isinstance(item, str) and not item.strip():
+            continue
+        port = port_number(item)
+        if port == 0:
+            raise ValueError("must be port numbers from 1 to 65535, comma-separated")
+        ports.append(port)
+    return tuple(ports)
+
+
 def non_negative_number(value: object) -> float:
     """A number, 0 or more: durations in seconds and rates (where documented, 0 is off)."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
@@ -65,6 +79,17 @@ def non_negative_number(value: object) -> float:
         raise ValueError("must be a number, 0 or more") from None
     if not 0 <= number < float("inf"):
         raise ValueError("must be a number, 0 or more")
+    return number
+
+
+def positive_number(value: object) -> float:
+    """A number above 0: a duration that cannot be turned off."""
+    try:
+        number = non_negative_number(value)
+    except ValueError:
+        number = 0.0
+    if number <= 0:
+        raise ValueError("must be a number above 0")
     return number
 
 
