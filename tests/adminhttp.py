@@ -87,9 +87,10 @@ async def admin_api() -> AsyncIterator[AdminFactory]:
     yield start
     for admin in started:
         await admin.session.close()
-        await admin.http.close()
         for task in admin.draining:
             task.cancel()
         if admin.draining:
             await asyncio.wait(admin.draining)
+        # As ackchat serve stops: the chat server (WebSocket clients too), then the HTTP side.
         await admin.server.shutdown()
+        await admin.http.close()

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import redis.asyncio
 
-from ackchat.backend.interface import BackendUnavailableError
+from ackchat.backend.interface import BackendUnavailableError, Clock
 from ackchat.backend.memory import MemoryBackend
 from ackchat.backend.pending import Pending
 from ackchat.backend.redis.backend import RedisBackend
@@ -113,7 +113,7 @@ def fresh_cluster() -> str:
 
 def redis_backend(
     url: str,
-    clock: ManualClock | None = None,
+    clock: Clock | None = None,
     *,
     cluster: str | None = None,
     node: str = "",

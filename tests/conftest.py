@@ -1,5 +1,6 @@
 """Shared fixtures: a real server on 127.0.0.1 with an ephemeral port, line clients, server
-processes as the nodes of one service, HAProxy in front of them, and a redis-server."""
+processes as the nodes of one service, HAProxy in front of them, a redis-server and a
+Redis Cluster."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from ackchat.settings import ServerSettings
 from haproxyprocess import HAProxy, start_in_front_of
 from lineclient import LineClient
 from nodes import Nodes
+from rediscluster import RedisCluster, redis_cli_binary
 from redisserver import RedisServer, redis_binary
 
 TEST_SETTINGS = ServerSettings(host="127.0.0.1", port=0, shutdown_timeout=2.0)
@@ -159,3 +161,15 @@ def redis_server() -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def redis_cluster() -> Iterator[RedisCluster]:
+    """A Redis Cluster of three masters on free ports of 127.0.0.1 for a module's tests,
+    stopped after. Fails where redis-server or redis-cli is not installed (CI installs
+    them)."""
+    cluster = RedisCluster.start(redis_binary(), redis_cli_binary())
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

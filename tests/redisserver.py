@@ -1,7 +1,9 @@
 """Run a real redis-server for tests: a free port on 127.0.0.1, no persistence, stopped after.
 
 Readiness is a bounded poll of ``PING``; a server that exits at once (say, its port was
-taken in the meantime) is retried on another port.
+taken in the meantime) is retried on another port. A test may stop a server and start it
+again on the same port, with its data (saved at the stop, as a Redis with persistence
+keeps it) or without (as this one, which saves nothing, restarts).
 """
 
 from __future__ import annotations
@@ -58,10 +60,13 @@ def answers_ping(port: int) -> bool:
 class RedisServer:
     """A redis-server process listening on ``port`` of 127.0.0.1."""
 
-    def __init__(self, process: subprocess.Popen[bytes], port: int, directory: Path) -> None:
+    def __init__(
+        self, process: subprocess.Popen[bytes], port: int, directory: Path, command: list[str]
+    ) -> None:
         self.process = process
         self.port = port
         self._directory = directory
+        self._command = command
 
     @classmethod
     def start(cls, binary: str, *options: str) -> RedisServer:
@@ -76,13 +81,8 @@ class RedisServer:
                 *("--dir", str(directory), "--logfile", str(directory / LOG)),
                 *options,
             ]
-            process = subprocess.Popen(
-                [binary, *arguments],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            server = cls(process, port, directory)
+            command = [binary, *arguments]
+            server = cls(_launch(command), port, directory, command)
             if server.wait_ready():
                 return server
             failures.append(server.stop())
@@ -102,6 +102,21 @@ class RedisServer:
             return False
         return False
 
+    def shut_down(self, save: bool) -> None:
+        """Stop the server with ``SHUTDOWN SAVE`` (its data is kept for :meth:`start_again`)
+        or ``SHUTDOWN NOSAVE`` (it is lost), and wait for it to exit."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=1.0) as connection:
+            connection.sendall(b"SHUTDOWN SAVE\r\n" if save else b"SHUTDOWN NOSAVE\r\n")
+            # Redis closes the connection as it exits (it answers only on failure).
+            connection.recv(64)
+        self.process.wait(STOP_TIMEOUT)
+
+    def start_again(self) -> None:
+        """Start the stopped server again on its port, with what it saved, if anything."""
+        self.process = _launch(self._command)
+        if not self.wait_ready():
+            raise RuntimeError(f"redis-server did not start again on port {self.port}")
+
     def stop(self) -> str:
         """Stop the server (SIGTERM, then SIGKILL if it lingers); returns its log."""
         if self.process.poll() is None:
@@ -115,3 +130,9 @@ class RedisServer:
         output = log.read_text(errors="replace") if log.exists() else ""
         shutil.rmtree(self._directory, ignore_errors=True)
         return output
+
+
+def _launch(command: list[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )

@@ -1,10 +1,10 @@
 """The layers the architecture promises, checked by reading the imports with ``ast``.
 
 The pure core (protocol, chat, the backend interface and memory backend, the Redis
-backend's keys, scripts, encodings and local delivery, the session, the client's reply
-tracker, completion, display and backoff) does no I/O and reads no clock of its own, so
-it is tested without sockets or time; ``protocol/`` is the bottom layer and imports
-nothing else of ackchat. The terminal commands that need no load
+backend's keys, scripts, encodings, local delivery and liveness, the session, the
+client's reply tracker, completion, display and backoff) does no I/O and reads no clock
+of its own, so it is tested without sockets or time; ``protocol/`` is the bottom layer
+and imports nothing else of ackchat. The terminal commands that need no load
 generator do not import it, and none but ``serve --http`` imports the HTTP side (aiohttp,
 prometheus-client): ``ackchat admin`` speaks HTTP with the standard library.
 """
@@ -30,6 +30,7 @@ PURE = [
     PACKAGE / "backend" / "redis" / "scripts.py",
     PACKAGE / "backend" / "redis" / "codec.py",
     PACKAGE / "backend" / "redis" / "local.py",
+    PACKAGE / "backend" / "redis" / "liveness.py",
     PACKAGE / "registry.py",
     PACKAGE / "records.py",
     PACKAGE / "admission.py",

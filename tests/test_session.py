@@ -576,3 +576,12 @@ def test_a_client_admitted_while_the_server_drains_is_told_after_its_greeting() 
     lines = harness.io.lines()
     assert lines[0] == "Welcome! You are Client01."
     assert lines[-2:] == [".", "Server draining: please reconnect to 127.0.0.1:1235."]
+
+
+def test_a_client_whose_name_the_cluster_gave_away_is_told_and_closed() -> None:
+    harness = greeted(Harness())
+    harness.session.evict(replies.line(replies.NAME_TAKEN))
+    assert harness.io.lines() == [replies.NAME_TAKEN]
+    assert harness.io.closed
+    assert harness.counters.departures[DisconnectReason.NAME_TAKEN] == 1
+    assert harness.send(b"still here?\n") == []

@@ -27,6 +27,12 @@ class DisconnectReason(StrEnum):
     # Disconnected by an operator (the admin API's DELETE /api/clients/{name}).
     KICKED = "kicked"
     CONNECTION_ERROR = "connection error"
+    # Cluster mode: the node the client was on stopped beating (killed, or cut off from
+    # Redis past the heartbeat TTL), and another node recorded the client as gone.
+    NODE_LOST = "node lost"
+    # Cluster mode: Redis lost the cluster's state, and the client's name went to another
+    # session before its node could register it again; its node closed the connection.
+    NAME_TAKEN = "name taken"
 
 
 class SessionRecord(NamedTuple):
@@ -59,6 +65,9 @@ class StatusSnapshot:
     rejected: int
     dropped: int
     hidden: int
+    # Set when this is an earlier view, shown because the shared state cannot be reached
+    # now (cluster mode, Redis lost): when the view was taken, in seconds since the epoch.
+    as_of: float | None = None
 
 
 class ChatLoss(StrEnum):

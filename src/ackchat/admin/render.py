@@ -23,6 +23,7 @@ class _Session(NamedTuple):
     disconnected_at: float | None
     reason: str | None
     earlier_names: tuple[str, ...]
+    node: str
 
 
 class _Snapshot(NamedTuple):
@@ -51,6 +52,7 @@ def status_text(answer: Mapping[str, Any]) -> list[str]:
             _timestamp(entry["disconnected_at"]),
             entry["reason"],
             tuple(entry["earlier_names"]),
+            entry.get("node") or "",
         )
         for entry in answer["sessions"]
     ]

@@ -41,6 +41,17 @@ class Clock(Protocol):
         """Seconds on a clock that never steps: for deadlines."""
 
 
+class Evictable(Protocol):
+    """A peer whose connection a backend may end, as a server's session is: a cluster that
+    lost its state may have given the client's name to another session meanwhile. A
+    backend asks a peer for ``evict`` only if it has one (a peer without just gets the
+    farewell line)."""
+
+    def evict(self, farewell: bytes) -> None:
+        """Send ``farewell`` and close the connection; the backend has no session of it
+        any more, so there is no departure to record."""
+
+
 @dataclass(frozen=True, slots=True)
 class Admitted:
     """A client let in: its session record (name, number) and its resume token."""

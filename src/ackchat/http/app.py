@@ -9,31 +9,50 @@ Routes (README, "Operating it over HTTP"):
 - ``DELETE /api/clients/{name}``: disconnect a client (recorded as ``kicked``).
 - ``POST /api/drain``: drain the server, as SIGUSR1 does.
 - ``GET /metrics``: the Prometheus exposition.
+- ``GET /api/events``: the dashboard's live feed, server-sent events (live.py).
+- ``GET /``, ``GET /chat`` and ``/static/``: the dashboard and the chat page, files
+  of the package (static/), with a content security policy that lets them run only
+  their own scripts and talk only to this origin.
+- ``GET /ws``: the line protocol over WebSocket (websocket.py), for the chat page.
 
-Changes need the admin token (auth.py); reads need it too with ``--admin-read-token``.
-Every answer is JSON but ``/metrics``'s, refusals included: ``{"error": ..., "field":
-...}``. What is shown comes from the backend (so that in a cluster it is the whole
-service's) and from this server's own counts; views.py shapes it.
+Changes need the admin token (auth.py); reads need it too with ``--admin-read-token``,
+but for the pages (which hold no data: they fetch it with the token the user gives
+them) and ``/ws`` (a chat client, under the chat server's own password if it has one).
+A WebSocket upgrade from another origin's page is refused, so a web site a user of
+this machine visits cannot chat, or read ``status``, in their name.
+Every answer of the API is JSON, refusals included (those of ``/metrics``, the feed,
+the pages and ``/ws`` too): ``{"error": ..., "field": ...}``. What is shown comes from
+the backend (so that in a cluster it is the whole service's) and from this server's own
+counts; views.py shapes it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from pathlib import Path
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ackchat.admission import Refusal, is_loopback
 from ackchat.backend.interface import BackendUnavailableError
-from ackchat.backend.pending import Pending, Result
-from ackchat.chat.names import name_key
 from ackchat.http.auth import AdminToken
+from ackchat.http.live import (
+    CLIENTS_SHOWN,
+    CLIENTS_SHOWN_MAX,
+    LiveFeed,
+    Picture,
+    Watch,
+    local_clients,
+    update_event,
+)
 from ackchat.http.metrics import CHAT_SCOPES, LoopLag, server_registry
-from ackchat.http.views import JSON, LocalClient, clients_view, error_view, status_view
+from ackchat.http.settle import settled
+from ackchat.http.views import JSON, clients_view, error_view, status_view
+from ackchat.http.websocket import WebSocketConnection, websocket_response
 from ackchat.protocol.replies import host_port
 from ackchat.records import ChatLoss, DisconnectReason
 from ackchat.server.assembly import ChatServer
@@ -41,8 +60,6 @@ from ackchat.server.reload import SettingChangeError, live_values, plan_change
 from ackchat.settings.values import boolean, split_address
 
 log = logging.getLogger("ackchat.http")
-
-T = TypeVar("T")
 
 # Asks the process to drain (as SIGUSR1 does), saying why; False if it is draining or
 # stopping already.
@@ -52,6 +69,15 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 UNAVAILABLE = "the server cannot reach its shared state; try again later"
 # How long a stopping server lets a request in progress finish, in seconds.
 SHUTDOWN_TIMEOUT = 1.0
+# The pages' files.
+STATIC = Path(__file__).resolve().parent / "static"
+# What the pages may do: run their own scripts and styles, talk to this origin, no more.
+PAGE_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
+    " connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+# Paths open without the read token (GET and HEAD only): the pages and the chat socket.
+OPEN_PATHS = frozenset({"/", "/chat", "/ws"})
 
 
 class RequestError(Exception):
@@ -63,24 +89,6 @@ class RequestError(Exception):
         self.field = field
 
 
-async def settled(result: Result[T]) -> T:
-    """A backend's answer: at once, or once a pending one is settled."""
-    if not isinstance(result, Pending):
-        return result
-    future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-
-    def done(answer: Pending[T]) -> None:
-        if future.cancelled():
-            return
-        try:
-            future.set_result(answer.result())
-        except Exception as error:
-            future.set_exception(error)
-
-    result.add_done_callback(done)
-    return await future
-
-
 class AdminHttp:
     """The HTTP side of one chat server: its routes, its token, its metrics."""
 
@@ -90,6 +98,7 @@ class AdminHttp:
         self._drain = drain
         self._lag = LoopLag()
         self._registry = server_registry(server, self._lag)
+        self._feed = LiveFeed(server)
         self._runner: web.AppRunner | None = None
         self.port = 0
         self.app = web.Application(middlewares=[self._guard])
@@ -101,8 +110,14 @@ class AdminHttp:
                 web.delete("/api/clients/{name}", self._kick),
                 web.post("/api/drain", self._request_drain),
                 web.get("/metrics", self._metrics),
+                web.get("/api/events", self._events),
+                web.get("/", _page("dashboard.html")),
+                web.get("/chat", _page("chat.html")),
+                web.get("/ws", self._websocket),
+                web.static("/static", STATIC),
             ]
         )
+        self.app.on_response_prepare.append(_protect)
 
     async def start(self) -> None:
         """Listen on the ``http`` address; raises OSError if that is impossible."""
@@ -120,10 +135,13 @@ class AdminHttp:
         self._runner = runner
         self.port = runner.addresses[0][1]
         self._lag.start()
+        self._feed.start()
         reads = "need the token too" if settings.admin_read_token else "are open"
+        address = host_port(host, self.port)
+        log.info("dashboard on http://%s/, chat page on http://%s/chat", address, address)
         log.info(
             "admin API and /metrics on http://%s/ (reads %s; changes need the admin token)",
-            host_port(host, self.port),
+            address,
             reads,
         )
         if self._token.made_file is not None:
@@ -136,8 +154,10 @@ class AdminHttp:
             )
 
     async def close(self) -> None:
-        """Stop serving (a request in progress gets a moment to finish), forget the token."""
+        """Stop serving (a request in progress gets a moment to finish, the dashboards'
+        streams end), forget the token."""
         self._lag.stop()
+        await self._feed.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -148,7 +168,8 @@ class AdminHttp:
     @web.middleware
     async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         reading = request.method in ("GET", "HEAD")
-        if not reading or self._server.settings.admin_read_token:
+        open_path = reading and (request.path in OPEN_PATHS or request.path.startswith("/static/"))
+        if not open_path and (not reading or self._server.settings.admin_read_token):
             authorization = request.headers.get("Authorization")
             if not self._token.matches(authorization):
                 log.warning(
@@ -202,26 +223,61 @@ class AdminHttp:
         server = self._server
         snapshot = await settled(server.backend.snapshot(0))
         who = await settled(server.backend.who())
-        now = server.context.clock()
-        local = {}
-        for session in server.sessions():
-            if session.name is not None:
-                traffic = session.traffic
-                local[name_key(session.name)] = LocalClient(
-                    now - session.last_input,
-                    traffic.lines_in,
-                    traffic.lines_out,
-                    traffic.bytes_in,
-                    traffic.bytes_out,
-                )
         return web.json_response(
-            clients_view(snapshot, who, local, show_addresses=self._shows_addresses(request))
+            clients_view(
+                snapshot, who, local_clients(server), show_addresses=self._shows_addresses(request)
+            )
         )
 
     async def _metrics(self, request: web.Request) -> web.Response:
         return web.Response(
             body=generate_latest(self._registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
         )
+
+    async def _events(self, request: web.Request) -> web.StreamResponse:
+        """The dashboard's feed: an update at once, then as live.py says, until it closes."""
+        watch = Watch(
+            request.query.get("q", "").strip(),
+            _count(request, "limit", CLIENTS_SHOWN, CLIENTS_SHOWN_MAX),
+            self._shows_addresses(request),
+        )
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"}
+        )
+        await response.prepare(request)
+        feed = self._feed
+        sent_until = 0.0
+        with feed.subscribe() as subscription:
+            picture: Picture | None = await feed.picture()
+            while picture is not None:
+                samples = feed.samples.after(sent_until)
+                if samples:
+                    sent_until = samples[-1].time
+                try:
+                    await response.write(update_event(picture, watch, samples))
+                except ConnectionError:
+                    break
+                picture = await subscription.next()
+        return response
+
+    # The chat socket
+
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        """``GET /ws``: one chat client over WebSocket, for as long as it stays."""
+        listener = self._server.listener
+        if not listener.accepting:
+            raise RequestError(503, "the server is draining or stopping; connect to another")
+        origin = request.headers.get("Origin")
+        if origin is not None and urlsplit(origin).netloc.lower() != request.host.lower():
+            log.warning("refused a WebSocket from %s: a page of %s", request.remote, origin)
+            raise RequestError(403, "a WebSocket from another origin's page is refused")
+        transport = request.transport
+        ws = websocket_response(listener)
+        if not ws.can_prepare(request).ok or transport is None:
+            raise RequestError(400, "GET /ws is a WebSocket: an upgrade request was expected")
+        await ws.prepare(request)
+        await WebSocketConnection(listener, ws, transport).run()
+        return ws
 
     # Changes
 
@@ -288,6 +344,33 @@ def _counts(server: ChatServer) -> JSON:
         "bytes_in": traffic.bytes_in,
         "bytes_out": traffic.bytes_out,
     }
+
+
+def _page(name: str) -> Handler:
+    """A handler that serves the page ``static/<name>``."""
+
+    async def page(request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(STATIC / name)
+
+    return page
+
+
+async def _protect(request: web.Request, response: web.StreamResponse) -> None:
+    """Headers every answer gets: no sniffing, no framing, no referrer; the pages'
+    content security policy."""
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Content-Security-Policy"] = PAGE_POLICY
+
+
+def _count(request: web.Request, name: str, default: int, most: int) -> int:
+    """A positive integer query parameter of at most ``most`` (``?limit=50``)."""
+    value = request.query.get(name)
+    if value is None:
+        return default
+    if not value.isdigit() or not 1 <= int(value) <= most:
+        raise RequestError(400, f"{name} must be an integer from 1 to {most}, got {value!r}", name)
+    return int(value)
 
 
 def _flag(request: web.Request, name: str) -> bool:

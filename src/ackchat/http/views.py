@@ -76,6 +76,26 @@ def status_view(
     }
 
 
+def client_view(
+    record: SessionRecord, rooms: list[str], mine: LocalClient | None, show_address: bool
+) -> JSON:
+    """One connected client, with its rooms and, if it is this server's own, its idle
+    time and traffic (``null`` for another node's)."""
+    return {
+        **{
+            field: value
+            for field, value in session_view(record, show_address).items()
+            if field not in ("disconnected_at", "reason")
+        },
+        "idle_seconds": None if mine is None else round(mine.idle_seconds, 3),
+        "lines_in": None if mine is None else mine.lines_in,
+        "lines_out": None if mine is None else mine.lines_out,
+        "bytes_in": None if mine is None else mine.bytes_in,
+        "bytes_out": None if mine is None else mine.bytes_out,
+        "rooms": rooms,
+    }
+
+
 def clients_view(
     snapshot: StatusSnapshot,
     who: Iterable[tuple[str, list[str]]],
@@ -86,28 +106,88 @@ def clients_view(
     """The connected clients, in the order they connected, with their rooms and, for this
     server's own (``local``, by :func:`~ackchat.chat.names.name_key`), idle time and traffic."""
     rooms = {name_key(name): joined for name, joined in who}
-    clients = []
-    for record in snapshot.sessions:
-        if record.disconnected_at is not None:
-            continue
-        key = name_key(record.name)
-        mine = local.get(key)
-        clients.append(
-            {
-                **{
-                    field: value
-                    for field, value in session_view(record, show_addresses).items()
-                    if field not in ("disconnected_at", "reason")
-                },
-                "idle_seconds": None if mine is None else round(mine.idle_seconds, 3),
-                "lines_in": None if mine is None else mine.lines_in,
-                "lines_out": None if mine is None else mine.lines_out,
-                "bytes_in": None if mine is None else mine.bytes_in,
-                "bytes_out": None if mine is None else mine.bytes_out,
-                "rooms": rooms.get(key, []),
-            }
+    clients = [
+        client_view(
+            record, rooms.get(key := name_key(record.name), []), local.get(key), show_addresses
         )
+        for record in snapshot.sessions
+        if record.disconnected_at is None
+    ]
     return {"connected": len(clients), "max_clients": snapshot.max_clients, "clients": clients}
+
+
+def dashboard_view(
+    snapshot: StatusSnapshot,
+    who: Iterable[tuple[str, list[str]]],
+    rooms: Iterable[tuple[str, int]],
+    local: Mapping[str, LocalClient],
+    *,
+    show_addresses: bool,
+    query: str,
+    limit: int,
+    departures: int,
+    room_limit: int,
+    members: int,
+) -> JSON:
+    """What the dashboard shows, bounded whatever the number of clients and rooms.
+
+    The totals; at most ``limit`` of the connected clients whose name, node or (when it
+    is shown) address holds ``query`` (in any case), in the order they connected, with
+    how many match; the ``departures`` latest departures, newest first; and the
+    ``room_limit`` largest rooms with their sizes and up to ``members`` of their
+    connected members' names, with how many rooms there are.
+    """
+    joined = {name_key(name): rooms_of for name, rooms_of in who}
+    wanted = query.casefold()
+    connected = [record for record in snapshot.sessions if record.disconnected_at is None]
+    matching = [record for record in connected if _matches(record, wanted, show_addresses)]
+    shown = [
+        client_view(
+            record, joined.get(key := name_key(record.name), []), local.get(key), show_addresses
+        )
+        for record in matching[:limit]
+    ]
+    gone = sorted(
+        (record for record in snapshot.sessions if record.disconnected_at is not None),
+        key=lambda record: (record.disconnected_at or 0.0, record.number),
+        reverse=True,
+    )
+    largest = sorted(rooms, key=lambda room: (-room[1], room[0]))
+    names_in: dict[str, list[str]] = {}
+    for name, rooms_of in who:
+        for room in rooms_of:
+            names_in.setdefault(room, []).append(name)
+    return {
+        "connected": snapshot.connected,
+        "max_clients": snapshot.max_clients,
+        "over_limit": snapshot.connected > snapshot.max_clients,
+        "seen": snapshot.seen,
+        "rejected": snapshot.rejected,
+        "dropped": snapshot.dropped,
+        "clients": {"query": query, "matching": len(matching), "shown": shown},
+        "departures": [session_view(record, show_addresses) for record in gone[:departures]],
+        "rooms": {
+            "count": len(largest),
+            "shown": [
+                {"name": room, "members": size, "names": names_in.get(room, [])[:members]}
+                for room, size in largest[:room_limit]
+            ],
+        },
+    }
+
+
+def _matches(record: SessionRecord, wanted: str, show_address: bool) -> bool:
+    """Whether a client's name, node or (if shown) address holds ``wanted`` (casefolded).
+
+    A hidden address is not searched: the count of matches would tell it.
+    """
+    if not wanted:
+        return True
+    return (
+        wanted in record.name.casefold()
+        or wanted in record.node.casefold()
+        or (show_address and wanted in record.address.casefold())
+    )
 
 
 def error_view(message: str, field: str | None = None) -> JSON:

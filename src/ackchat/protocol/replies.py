@@ -28,6 +28,12 @@ BACKEND_UNAVAILABLE = (
     "ERROR temporarily unavailable: the server cannot reach its shared state; try again later."
 )
 SERVER_SHUTTING_DOWN = "Server is shutting down. Goodbye."
+# Cluster mode: Redis lost the cluster's state, and the client's name went to another
+# session before this server could register the client again.
+NAME_TAKEN = (
+    "Session ended: while this server could not reach the cluster, your name went to"
+    " another session. Goodbye."
+)
 # An operator disconnected the client (the admin API): a farewell, so it does not reconnect.
 KICKED = "Disconnected by the server's operator. Goodbye."
 # A drain (SIGUSR1): the connection stays open, but the client should move (see draining()).
@@ -212,6 +218,8 @@ class SessionLike(Protocol):
     def reason(self) -> str | None: ...
     @property
     def earlier_names(self) -> tuple[str, ...]: ...
+    @property
+    def node(self) -> str: ...
 
 
 class SnapshotLike(Protocol):
@@ -246,6 +254,9 @@ def session_line(record: SessionLike, show_address: bool = True) -> str:
         text += f" ({record.reason})"
     if record.earlier_names:
         text += f" (was {', '.join(map(sanitize, record.earlier_names))})"
+    if record.node:
+        # Cluster mode: the node the client is or was on (embedded mode has none).
+        text += f" on {sanitize(record.node)}"
     return text
 
 
@@ -254,12 +265,14 @@ def status_lines(
     show_addresses: bool = True,
     refused: Iterable[tuple[str, int]] = (),
     chat_losses: Iterable[tuple[str, int]] = (),
+    as_of: float | None = None,
 ) -> Iterator[str]:
     """The reply to ``status``, line by line, so a long one can be sent in pieces.
 
     ``refused`` counts connections turned away before they got a name, by reason;
     ``chat_losses`` counts slow readers disconnected and the messages dropped with them
-    (both as ``(what, count)`` pairs; zero counts are left out).
+    (both as ``(what, count)`` pairs; zero counts are left out). ``as_of`` is when the
+    snapshot was taken if it is an earlier one (the shared state cannot be reached now).
     """
     header = (
         f"status: {_connected_words(snapshot.connected, snapshot.max_clients)},"
@@ -270,6 +283,8 @@ def status_lines(
         counts = sorted((str(what), count) for what, count in pairs if count)
         if counts:
             header += f"; {title}: " + ", ".join(f"{count} {what}" for what, count in counts)
+    if as_of is not None:
+        header += f"; as of {format_time(int(as_of))}: the shared state cannot be reached now"
     body: Iterator[str] = (session_line(record, show_addresses) for record in snapshot.sessions)
     if snapshot.hidden:
         body = chain(body, [status_hidden_line(snapshot.hidden)])

@@ -12,6 +12,7 @@ import logging
 import secrets
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 
 from ackchat.admission import AddressPolicy, is_loopback
 from ackchat.backend.interface import Backend, BackendUnavailableError
@@ -19,8 +20,7 @@ from ackchat.backend.memory import MemoryBackend
 from ackchat.backend.pending import Pending, Result, all_of
 from ackchat.chat.names import name_key
 from ackchat.protocol import replies
-from ackchat.server.connection import ClientConnection
-from ackchat.server.listener import Listener
+from ackchat.server.listener import Connection, Listener
 from ackchat.server.session import ServerCounters, ServerSession, SessionContext
 from ackchat.server.stats import Traffic
 from ackchat.settings import ServerSettings, SettingsError
@@ -54,11 +54,13 @@ def memory_backend(settings: ServerSettings) -> MemoryBackend:
 
 def node_id(settings: ServerSettings) -> str:
     """This node's name in its cluster: ``--node-id``, else its ``HOST:PORT`` (with a
-    random suffix when the system picks the port, so that such nodes differ too)."""
+    random suffix when the system picks the port, or when nodes share it with
+    ``--reuse-port``, so that such nodes differ too: each beats as a node of its own)."""
     if settings.node_id:
         return settings.node_id
     address = replies.host_port(settings.host, settings.port)
-    return address if settings.port else f"{address}-{secrets.token_hex(4)}"
+    unique = settings.port and not settings.reuse_port
+    return address if unique else f"{address}-{secrets.token_hex(4)}"
 
 
 def redis_backend(settings: ServerSettings) -> Backend:
@@ -84,6 +86,7 @@ def redis_backend(settings: ServerSettings) -> Backend:
         resume_grace=settings.resume_grace,
         resume_buffer=settings.resume_buffer,
         node_max_clients=settings.node_max_clients,
+        heartbeat_ttl=settings.heartbeat_ttl,
     )
 
 
@@ -137,7 +140,7 @@ class ChatServer:
         return self.listener.tls_port
 
     @property
-    def connections(self) -> frozenset[ClientConnection]:
+    def connections(self) -> frozenset[Connection]:
         """Sockets open now, including refused ones still being closed."""
         return self.listener.connections
 
@@ -215,8 +218,12 @@ class ChatServer:
         return total
 
     def _housekeeping(self) -> None:
-        """Once a second: cut lingering connections off, forget clients that did not resume."""
+        """Once a second: cut lingering connections off, forget clients that did not
+        resume, and run with the client limit another node of the cluster set."""
         self.listener.cut_off_lingering()
+        limit = self.backend.max_clients
+        if limit != self.settings.max_clients:
+            self.settings = self.context.settings = replace(self.settings, max_clients=limit)
         try:
             expired = self.backend.expire()
         except BackendUnavailableError:

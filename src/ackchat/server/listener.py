@@ -7,6 +7,10 @@ every client and waits for them within the shutdown timeout. A drain (for a roll
 restart) stops accepting and tells every client to reconnect, then waits for them to
 leave; with ``reuse_port`` several servers on one host share the port (SO_REUSEPORT), so
 the kernel hands new connections to the others meanwhile.
+
+Connections that come another way (the WebSocket adapter of the HTTP side) join the
+same set through :meth:`Listener.opened` and :meth:`Listener.closed`: they count in
+the same limits, and a drain, a shutdown or a kick reaches them as it reaches TCP ones.
 """
 
 from __future__ import annotations
@@ -17,17 +21,46 @@ import logging
 import socket
 import ssl
 import time
+from typing import Protocol
 
 from ackchat.protocol import replies
 from ackchat.server.connection import ClientConnection, format_address
 from ackchat.server.delivery import DeliveryFlusher
-from ackchat.server.session import SessionContext
+from ackchat.server.session import ServerSession, SessionContext
 
 log = logging.getLogger("ackchat.server")
 
 # Unsent bytes in a transport above which its writing counts as paused: long replies wait
 # and chat lines queue where they can be counted (a quarter of the output cap if smaller).
 WRITE_HIGH_WATER = 64 * 1024
+
+
+class Connection(Protocol):
+    """What the listener asks of an open connection, whatever carries it (TCP, WebSocket)."""
+
+    @property
+    def name(self) -> str | None:
+        """The client's name, or None while it has none."""
+
+    @property
+    def session(self) -> ServerSession | None:
+        """The connection's session (None before it is made)."""
+
+    @property
+    def transport(self) -> asyncio.Transport | None:
+        """The socket's transport (None before it is made, or once it is gone)."""
+
+    def lingered(self) -> None:
+        """Closing took longer than the bound: the session aborts the connection."""
+
+    def drain(self, notice: bytes) -> None:
+        """The server drains: the session tells its client to reconnect elsewhere."""
+
+    def shut_down(self, farewell: bytes) -> None:
+        """The server is stopping: end the session with ``farewell``."""
+
+    def cut_off(self) -> None:
+        """End the session now, unsent bytes and all (a second Ctrl-C)."""
 
 
 class Listener:
@@ -43,10 +76,12 @@ class Listener:
         # What every client is told during a drain (None: not draining); a connection
         # accepted just before the listening stopped is told when it is made.
         self.drain_notice: bytes | None = None
-        self._connections: set[ClientConnection] = set()
+        # False once the listening stopped (drain, shutdown): other ways in refuse too.
+        self.accepting = True
+        self._connections: set[Connection] = set()
         # Connections closing gracefully, with the time to abort them, oldest first; a
         # connection leaves as soon as it is closed, so nothing closed is kept alive.
-        self._lingering: dict[ClientConnection, float] = {}
+        self._lingering: dict[Connection, float] = {}
         # Set by shutdown(), which waits on it until the last connection is closed.
         self._all_closed: asyncio.Event | None = None
         # Chat lines for many connections, written together once per loop iteration.
@@ -66,7 +101,7 @@ class Listener:
         return self._ports[1] if len(self._ports) > 1 else None
 
     @property
-    def connections(self) -> frozenset[ClientConnection]:
+    def connections(self) -> frozenset[Connection]:
         """Sockets open now, including refused ones still being closed."""
         return frozenset(self._connections)
 
@@ -127,23 +162,23 @@ class Listener:
         except OSError as error:
             log.warning("could not set TCP keepalive: %s", error)
 
-    def opened(self, connection: ClientConnection) -> None:
+    def opened(self, connection: Connection) -> None:
         """A connection's socket was accepted."""
         self._connections.add(connection)
 
-    def closed(self, connection: ClientConnection) -> None:
+    def closed(self, connection: Connection) -> None:
         """A connection's socket is closed."""
         self._connections.discard(connection)
         self._lingering.pop(connection, None)
         if self._all_closed is not None and not self._connections:
             self._all_closed.set()
 
-    def linger(self, connection: ClientConnection, bound: float) -> None:
+    def linger(self, connection: Connection, bound: float) -> None:
         """A connection is closing gracefully; cut it off if it is still open after
         ``bound`` seconds (one queue and one timer for all, not a timer each)."""
         self._lingering[connection] = time.monotonic() + bound
 
-    def unlinger(self, connection: ClientConnection) -> None:
+    def unlinger(self, connection: Connection) -> None:
         """A closing connection is closed after all, or was cut off."""
         self._lingering.pop(connection, None)
 
@@ -181,6 +216,7 @@ class Listener:
 
     def _stop_listening(self) -> None:
         """Close the listening sockets: new connections go elsewhere (or are refused)."""
+        self.accepting = False
         for server in self._servers:
             server.close()
 

@@ -165,9 +165,10 @@ async def serve(server: ChatServer, reload: Reloader, token: AdminToken | None =
                 return EXIT_FAILURE
         if await _unless_stopped(stop, asyncio.ensure_future(drain.wait())):
             await _drain(server, stop, drain_cause)
+        # The chat server first: its WebSocket clients are told goodbye like the others.
+        await server.shutdown()
         if admin is not None:
             await admin.close()
-        await server.shutdown()
     finally:
         for signal_number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1):
             loop.remove_signal_handler(signal_number)

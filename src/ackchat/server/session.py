@@ -508,7 +508,11 @@ class ServerSession:
         )
         counters = self._context.counters
         return replies.status_lines(
-            snapshot, show_addresses, counters.refused.items(), counters.chat_losses.items()
+            snapshot,
+            show_addresses,
+            counters.refused.items(),
+            counters.chat_losses.items(),
+            snapshot.as_of,
         )
 
     def _flush(self, chunks: list[bytes]) -> None:
@@ -890,6 +894,12 @@ class ServerSession:
             return False
         self.close(DisconnectReason.KICKED, replies.line(replies.KICKED))
         return True
+
+    def evict(self, farewell: bytes) -> None:
+        """The backend gave the client's name to another session (a cluster that lost its
+        state): send ``farewell`` and close. The backend has no session of it any more,
+        so its departure records nothing there; it counts here as ``name taken``."""
+        self.close(DisconnectReason.NAME_TAKEN, farewell)
 
     def reconfigure(self, settings: ServerSettings) -> None:
         """Live settings changed (SIGHUP, the admin API): apply them to this connection.

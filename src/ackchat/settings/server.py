@@ -22,6 +22,7 @@ from ackchat.settings.values import (
     option,
     port_number,
     positive_int,
+    positive_number,
     redis_url,
     text,
 )
@@ -175,6 +176,12 @@ class ServerSettings:
     )
     node_max_clients: int = option(
         0, non_negative_int, "most clients connected to this node at once (cluster mode); 0 off"
+    )
+    heartbeat_ttl: float = option(
+        5.0,
+        positive_number,
+        "cluster mode: seconds without a heartbeat after which a node counts as lost"
+        " (it beats every third of that)",
     )
     loop: str = option(
         "auto", choice(*LOOPS), "event loop: auto (uvloop if installed), uvloop or asyncio"

@@ -10,21 +10,49 @@ one round trip (commands.py). A connection costs two: its admission and its depa
 
 What is checked here, before asking Redis, is what this node knows for sure: the rules
 of a name or a room, and that the client asking is connected here.
+
+Faults (docs/CLUSTER.md, "Faults"): the node beats every third of its heartbeat TTL
+(liveness.py); a beat reaps the nodes whose heartbeat expired, as ``node lost``, and is
+a probe of the node's own reader, which is reconnected when it does not hear it. While
+Redis cannot be reached, operations are refused at once, ``status`` answers from the
+last view, and departures are kept to be recorded later. On every new connection the
+node beats first (so that nobody reaps it), then records those departures and
+registers its live clients again under their names; a Redis that lost its data gets a
+new run, whose stream the node reads from its start.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+import asyncio
+import json
+import logging
+import secrets
+from collections import Counter
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from dataclasses import replace
+from typing import Any, TypeVar, cast
 
-from ackchat.backend.interface import Admitted, BackendUnavailableError, Clock
+from ackchat.backend.interface import Admitted, BackendUnavailableError, Clock, Evictable
 from ackchat.backend.pending import Pending
 from ackchat.backend.redis import scripts
-from ackchat.backend.redis.codec import decode_event, decode_record, text_of, time_text
-from ackchat.backend.redis.commands import CommandConnection
+from ackchat.backend.redis.codec import (
+    Entry,
+    decode_event,
+    decode_record,
+    text_of,
+    time_text,
+)
+from ackchat.backend.redis.commands import (
+    Ask,
+    Command,
+    CommandConnection,
+    log_crash,
+    script_command,
+)
 from ackchat.backend.redis.fanout import StreamReader
 from ackchat.backend.redis.keys import ClusterKeys
-from ackchat.backend.redis.local import LocalIndex, LocalMember, Ticket
+from ackchat.backend.redis.liveness import Liveness, reconnect_delays
+from ackchat.backend.redis.local import LocalIndex, LocalMember, Registration, Ticket
 from ackchat.chat.hub import (
     RESUME_WITH_ROOMS,
     UNKNOWN_TOKEN,
@@ -43,15 +71,30 @@ from ackchat.chat.hub import (
     not_in,
 )
 from ackchat.chat.names import InvalidNameError, check_name, name_key, room_name
+from ackchat.protocol import replies
 from ackchat.protocol.replies import format_time, sanitize
 from ackchat.records import DisconnectReason, SessionRecord, StatusSnapshot
 from ackchat.registry import client_name
+
+log = logging.getLogger("ackchat.server")
 
 T = TypeVar("T")
 
 # Events the cluster's stream keeps (about: Redis trims whole blocks of them). A node
 # that falls further behind is told how many it lost.
 STREAM_LIMIT = 100_000
+# Seconds after which a node's heartbeat expires unless it beats again.
+HEARTBEAT_TTL = 5.0
+# Seconds a closing node waits for Redis to drop its heartbeat (so that the others reap
+# what it leaves at once, not a TTL later).
+CLOSE_TIMEOUT = 2.0
+# What re-registration says of each outcome (scripts.REREGISTER), in the log.
+_OUTCOMES = {
+    "ok": "as they were",
+    "back": "taken back from the held sessions (this node had been reaped)",
+    "restored": "registered anew (the cluster had forgotten them)",
+    "taken": "closed, their names being other sessions' now",
+}
 
 Refusals = Mapping[bytes, Callable[[], ChatError]]
 _NONE: Refusals = {}
@@ -76,6 +119,7 @@ class RedisBackend:
         resume_buffer: int = 200,
         node_max_clients: int = 0,
         stream_limit: int = STREAM_LIMIT,
+        heartbeat_ttl: float = HEARTBEAT_TTL,
     ) -> None:
         if max_clients < 1:
             raise ValueError("max_clients must be a positive integer")
@@ -95,10 +139,40 @@ class RedisBackend:
         common = (keys.event_seq, keys.prefix, stream_limit, resume_buffer)
         self._common = tuple(str(value).encode() for value in common)
         self._index = LocalIndex()
+        self._index.on_notice = self._notice
         self._tokens = TokenSource()
+        self._liveness = Liveness(heartbeat_ttl)
+        # This process, as its heartbeat says (another process beating as the same node
+        # is told apart by it).
+        self._instance = secrets.token_hex(8)
+        # Whether the first connection learnt the cluster's state (start).
+        self._joined = False
+        # The run whose state holds this node's clients, as last registered.
+        self._registered_run = ""
+        self._registering = False
+        # Departures Redis could not hear of (it was unreachable): recorded on reconnection.
+        self._owed: list[Command] = []
+        # The last status snapshot and when it was taken: shown while Redis is lost.
+        self._view: StatusSnapshot | None = None
+        self._view_at = 0.0
+        self._beating: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
         client = f"ackchat:{cluster_name}:{node_id}"
-        self._commands = CommandConnection(url, f"{client}:commands", scripts.ALL_SCRIPTS)
-        self._reader = StreamReader(url, f"{client}:reader", keys.events, self._index)
+
+        def delays() -> Iterator[float]:
+            return reconnect_delays(heartbeat_ttl)
+
+        self._commands = CommandConnection(
+            url,
+            f"{client}:commands",
+            scripts.ALL_SCRIPTS,
+            recover=self._recover,
+            delays=delays,
+            lost=self._liveness.disconnected,
+        )
+        self._reader = StreamReader(
+            url, f"{client}:reader", keys.events, keys.run, self._index, delays
+        )
 
     @property
     def round_trips(self) -> int:
@@ -111,22 +185,34 @@ class RedisBackend:
         return self._index.missed
 
     async def start(self) -> None:
-        """Connect, load the scripts, set the cluster's client limit if it has none, start
-        reading the stream; raises BackendUnavailableError if Redis cannot be reached."""
-        limit = self._keys.max_clients
-        _, cluster_max, position = await self._commands.connect(
-            ("SET", limit, self._max_clients, "NX"), ("GET", limit), ("GET", self._keys.event_seq)
-        )
-        self._max_clients = int(cluster_max)
-        self._index.applied = int(position or 0)
+        """Connect, load the scripts, join the cluster (its limit, its run, a first beat,
+        and an end to what an earlier process of this node left), start reading the
+        stream and beating; raises BackendUnavailableError if Redis cannot be reached."""
+        await self._commands.connect()
         try:
             await self._reader.connect()
         except BackendUnavailableError:
             await self._commands.close()
             raise
+        self._beating = asyncio.create_task(self._beat_forever(), name="ackchat redis heartbeat")
+        self._beating.add_done_callback(log_crash)
 
     async def close(self) -> None:
-        """Stop reading and sending; answers still waiting are given or failed."""
+        """Stop beating, drop the heartbeat (the others reap at once what is left of this
+        node), stop reading and sending; answers still waiting are given or failed."""
+        for task in (self._beating, *self._background):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        if self._commands.available:
+            dropped = asyncio.get_running_loop().create_future()
+
+            def done(_: object) -> None:
+                if not dropped.done():
+                    dropped.set_result(None)
+
+            self._commands.submit(("DEL", self._keys.heartbeat(self.node_id)), done, done)
+            await asyncio.wait({dropped}, timeout=CLOSE_TIMEOUT)
         await self._reader.close()
         await self._commands.close()
 
@@ -136,16 +222,11 @@ class RedisBackend:
         return self._max_clients
 
     def set_max_clients(self, value: int) -> Pending[None]:
+        """Set the cluster's limit; every node's reader hears of the change and logs it."""
         if value < 1:
             raise ValueError("max_clients must be a positive integer")
         self._max_clients = value
-        pending: Pending[None] = Pending()
-        self._commands.submit(
-            ("SET", self._keys.max_clients, value),
-            lambda _: pending.set_result(None),
-            pending.set_exception,
-        )
-        return pending
+        return self._read(scripts.set_max, (value, self.node_id), _NONE, _nothing)
 
     def set_history_sizes(
         self, history_limit: int, room_history: int, direct_history: int
@@ -169,6 +250,12 @@ class RedisBackend:
 
         def on_reply(reply: list[Any]) -> None:
             status, position, *rest = reply
+            if status == b"settling":
+                index.end(ticket)
+                pending.set_exception(
+                    BackendUnavailableError("the cluster's live clients are registering again")
+                )
+                return
             if status != b"ok":
                 self._max_clients = int(rest[0])
                 index.end(ticket)
@@ -176,10 +263,15 @@ class RedisBackend:
                 return
             number, self._max_clients = int(rest[0]), int(rest[1])
             record = SessionRecord(number, client_name(number), address, now, node=self.node_id)
+            # (hasattr, not isinstance: a runtime protocol check costs 50 times more)
+            evict = cast(Evictable, peer).evict if hasattr(peer, "evict") else peer.deliver
+            registration = Registration(record.name, token, address, now, (), evict)
 
             def settle() -> None:
                 mid = str(number)
-                member = index.attach(mid, name_key(record.name), mid, peer.deliver, position)
+                member = index.attach(
+                    mid, name_key(record.name), mid, peer.deliver, position, registration
+                )
                 try:
                     pending.set_result(Admitted(record, token))
                 finally:
@@ -214,7 +306,20 @@ class RedisBackend:
             repr(self._resume_grace),
             self._history_limit,
         )
-        return self._change(scripts.depart, now, arguments, _NONE, _nothing)
+        recorded = self._change(scripts.depart, now, arguments, _NONE, _nothing)
+        answer: Pending[None] = Pending()
+
+        def settled(result: Pending[None]) -> None:
+            try:
+                result.result()
+            except BackendUnavailableError:
+                # Recorded once Redis is back (departing twice changes nothing).
+                when = format_time(int(now))
+                self._owed.append(script_command(scripts.depart, (*self._common, when, *arguments)))
+            answer.set_result(None)
+
+        recorded.add_done_callback(settled)
+        return answer
 
     def rename(self, name: str, new_name: str) -> Pending[str]:
         try:
@@ -226,6 +331,8 @@ class RedisBackend:
 
         def renamed(_: int, __: list[Any]) -> None:
             self._index.rename(member, new_key)
+            if member.registration is not None:
+                member.registration = member.registration.renamed(new_name)
 
         return self._change(
             scripts.rename,
@@ -237,14 +344,18 @@ class RedisBackend:
         )
 
     def snapshot(self, recent_limit: int | None) -> Pending[StatusSnapshot]:
+        """The cluster's cache; while Redis cannot be reached, the last one this node saw
+        (marked with when it was taken), if it saw one."""
         limit = -1 if recent_limit is None else recent_limit
+        taken = self._clock.wall()
 
         def snapshot(rest: list[Any]) -> StatusSnapshot:
             max_clients, seen, rejected, dropped, departed, connected = map(int, rest[:6])
             self._max_clients = max_clients
             records = [decode_record(raw) for raw in rest[6:]]
             records.sort(key=_by_number)
-            return StatusSnapshot(
+            self._view_at = taken
+            self._view = StatusSnapshot(
                 sessions=records,
                 connected=connected,
                 max_clients=max_clients,
@@ -253,8 +364,22 @@ class RedisBackend:
                 dropped=dropped,
                 hidden=departed - (len(records) - connected),
             )
+            return self._view
 
-        return self._read(scripts.snapshot, (limit,), _NONE, snapshot)
+        asked = self._read(scripts.snapshot, (limit,), _NONE, snapshot)
+        answer: Pending[StatusSnapshot] = Pending()
+
+        def settled(result: Pending[StatusSnapshot]) -> None:
+            try:
+                answer.set_result(result.result())
+            except BackendUnavailableError as error:
+                if self._view is None:
+                    answer.set_exception(error)
+                else:
+                    answer.set_result(replace(self._view, as_of=self._view_at))
+
+        asked.add_done_callback(settled)
+        return answer
 
     # Messages
 
@@ -391,8 +516,17 @@ class RedisBackend:
             if member is None:
                 return None
             back = resumed(rest)
+            registration = member.registration
+            if registration is not None:
+                registration = registration.renamed(back.name)._replace(token=token)
             return index.resume(
-                member, text_of(rest[1]), name_key(back.name), peer.deliver, back.rooms, position
+                member,
+                text_of(rest[1]),
+                name_key(back.name),
+                peer.deliver,
+                back.rooms,
+                position,
+                registration,
             )
 
         return self._change(
@@ -413,6 +547,223 @@ class RedisBackend:
         return self._change(
             scripts.expire, self._clock.wall(), (), _NONE, lambda rest: list(map(text_of, rest))
         )
+
+    # The node's upkeep: joining, beating, and registering its clients again
+
+    async def _recover(self, ask: Ask) -> None:
+        """On every new connection, before any operation: (the first time) learn the
+        cluster's limit, position and run; beat, so that nobody reaps this node; record
+        the departures Redis did not hear of; register the live clients again (and end
+        the sessions this node has no more), then record who left meanwhile."""
+        keys, index = self._keys, self._index
+        rejoining = self._joined
+        if not rejoining:
+            _, cluster_max, position, _, run = await ask(
+                ("SET", keys.max_clients, self._max_clients, "NX"),
+                ("GET", keys.max_clients),
+                ("GET", keys.event_seq),
+                ("SET", keys.run, secrets.token_hex(8), "NX"),
+                ("GET", keys.run),
+            )
+            self._max_clients = int(cluster_max)
+            index.applied = int(position or 0)
+            index.run = self._registered_run = text_of(run)
+            self._joined = True
+        (beat,) = await ask(self._beat_command(may_reap=False))
+        if self._beaten(beat)[0] and rejoining:
+            # The reader started before (at the first join it has not started yet).
+            await self._reader.restart()
+        await self._record_owed(ask)
+        members = self._registrable()
+        run = index.run
+        (registered,) = await ask(self._register_command(members))
+        self._registered(registered, members, run)
+        await self._record_owed(ask)
+        self._liveness.connected(self._clock.monotonic())
+
+    async def _record_owed(self, ask: Ask) -> None:
+        """Record the departures Redis did not hear of, those that come meanwhile too."""
+        while self._owed:
+            owed, self._owed = self._owed, []
+            try:
+                await ask(*owed)
+            except BaseException:
+                self._owed[:0] = owed
+                raise
+
+    async def _beat_forever(self) -> None:
+        """Beat every third of the TTL (reaping the dead once this node may); reconnect
+        the reader when it has not heard a beat for a TTL."""
+        liveness = self._liveness
+        while True:
+            await asyncio.sleep(liveness.interval)
+            now = self._clock.monotonic()
+            if liveness.deaf(self._index.applied, now):
+                log.warning(
+                    "event stream reader is deaf: it has not heard this node's own heartbeat"
+                    " in %g seconds; reconnecting it",
+                    liveness.ttl,
+                )
+                liveness.reader_restarted()
+                await self._reader.restart()
+            if self._commands.available:
+                self._commands.submit(
+                    self._beat_command(liveness.may_reap(now)), self._beat_answered, _unheard
+                )
+
+    def _beat_command(self, may_reap: bool) -> Command:
+        now = self._clock.wall()
+        arguments = (
+            self.node_id,
+            self._instance,
+            max(1, round(self._liveness.ttl * 1000)),
+            int(may_reap),
+            time_text(now),
+            repr(self._resume_grace),
+            self._history_limit,
+            secrets.token_hex(8),
+        )
+        return script_command(scripts.beat, (*self._common, format_time(int(now)), *arguments))
+
+    def _beaten(self, reply: list[Any]) -> tuple[bool, bool]:
+        """Take in a beat's answer: whether the index started over on a new run (its
+        reader must read the new stream), and whether the clients must be registered
+        again (this node's heartbeat had expired, or the run is not theirs)."""
+        _, eid, run, previous = reply
+        run, previous = text_of(run), text_of(previous)
+        started_over = self._index.observe_run(run)
+        if started_over:
+            log.warning(
+                "the cluster's stream started over (Redis lost its data); reading it from its start"
+            )
+            self._liveness.reader_restarted()
+        if previous and previous != self._instance:
+            log.warning(
+                "another process beat as node %s less than %g seconds ago: an earlier process"
+                " of this node (what it left is recorded as node lost), or another node with"
+                " the same --node-id (give each its own)",
+                self.node_id,
+                self._liveness.ttl,
+            )
+        self._liveness.beat_sent(int(eid), self._clock.monotonic())
+        return started_over, previous != self._instance or run != self._registered_run
+
+    def _beat_answered(self, reply: list[Any]) -> None:
+        started_over, unregistered = self._beaten(reply)
+        if started_over:
+            self._spawn(self._reader.restart())
+        if unregistered and not self._registering:
+            self._register_again()
+
+    def _register_again(self) -> None:
+        """Register the live clients again while connected (the heartbeat had expired,
+        or Redis lost its data without closing the connection)."""
+        self._registering = True
+        members = self._registrable()
+        run = self._index.run
+
+        def on_reply(reply: list[Any]) -> None:
+            self._registering = False
+            self._registered(reply, members, run)
+
+        def on_error(_: BaseException) -> None:
+            # The connection failed: its recovery registers them.
+            self._registering = False
+
+        self._commands.submit(self._register_command(members), on_reply, on_error)
+
+    def _registrable(self) -> list[tuple[LocalMember, Registration]]:
+        return [
+            (member, member.registration)
+            for member in self._index.members()
+            if member.registration is not None
+        ]
+
+    def _register_command(self, members: list[tuple[LocalMember, Registration]]) -> Command:
+        now = self._clock.wall()
+        clients = [
+            [
+                member.session,
+                member.mid,
+                registration.name,
+                member.key,
+                registration.token,
+                registration.address,
+                time_text(registration.connected_at),
+                " ".join(registration.earlier_names),
+                sorted(member.rooms),
+            ]
+            for member, registration in members
+        ]
+        arguments = (
+            self.node_id,
+            time_text(now),
+            repr(self._resume_grace),
+            self._history_limit,
+            self._max_clients,
+            json.dumps(clients),
+        )
+        return script_command(
+            scripts.reregister, (*self._common, format_time(int(now)), *arguments)
+        )
+
+    def _registered(
+        self, reply: list[Any], members: list[tuple[LocalMember, Registration]], run: str
+    ) -> None:
+        """Take in what registering ``members`` again under ``run`` did: renumber the
+        ones given new numbers, close the ones whose names are others' now, and log it."""
+        _, _, ended, *outcomes = reply
+        index = self._index
+        counts: Counter[str] = Counter()
+        for (member, registration), outcome, mid, number in zip(
+            members, outcomes[::3], outcomes[1::3], outcomes[2::3], strict=True
+        ):
+            what = text_of(outcome)
+            counts[what] += 1
+            if index.member(member.key) is not member:
+                continue
+            if what == "taken":
+                index.detach(member)
+                registration.evict(replies.line(replies.NAME_TAKEN))
+            elif (text_of(mid), text_of(number)) != (member.mid, member.session):
+                index.renumber(member, text_of(mid), text_of(number))
+        new_run = run != self._registered_run
+        self._registered_run = run
+        said = [f"{count} {_OUTCOMES[what]}" for what, count in sorted(counts.items())]
+        if int(ended):
+            said.append(f"{int(ended)} this node does not have any more, recorded as node lost")
+        if said or new_run:
+            # Only a client the cluster kept as it was is no news.
+            news = new_run or int(ended) or set(counts) - {"ok"}
+            log.log(
+                logging.WARNING if news else logging.INFO,
+                "%sthis node's clients registered with the cluster again: %s",
+                "a new run of the cluster began (Redis lost its data); " if new_run else "",
+                ", ".join(said) or "none",
+            )
+
+    def _notice(self, entry: Entry) -> None:
+        """A notice for the nodes from the stream: a node lost, a new limit."""
+        what, text = entry.room, entry.data.decode()
+        if what == "lost":
+            reaper, count = text.split(" ")
+            log.warning(
+                "node %s lost (its heartbeat expired): node %s recorded its %s clients as"
+                " node lost",
+                entry.who,
+                reaper,
+                count,
+            )
+        elif what == "max_clients":
+            old, new = text.split(" ")
+            self._max_clients = int(new)
+            log.info("max_clients %s -> %s (set on node %s)", old, new, entry.who)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        task.add_done_callback(log_crash)
 
     # Internals
 
@@ -526,5 +877,11 @@ def _nothing(_: list[Any]) -> None:
     return None
 
 
-def _by_number(record: SessionRecord) -> int:
-    return record.number
+def _unheard(_: BaseException) -> None:
+    """A beat Redis did not answer: the connection's recovery beats first thing."""
+
+
+def _by_number(record: SessionRecord) -> tuple[int, bool]:
+    """Connection order; a session its node took back after it was reaped comes after
+    its ``node lost`` record (both have its number)."""
+    return record.number, record.disconnected_at is None

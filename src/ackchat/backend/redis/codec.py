@@ -4,7 +4,8 @@ Session records and kept events are JSON arrays, which the Lua scripts read and 
 with ``cjson``. Times travel as ``repr`` strings, so a float comes back exactly as it
 went (cjson would round numbers to 14 digits), and the names a session had are one
 string joined by spaces (names cannot hold one). A stream entry carries a header saying
-who it is for (``r <from> <room>``, ``a <from>``, ``d <to>``) and the encoded event line.
+who it is for (``r <from> <room>``, ``a <from>``, ``d <to>``) and the encoded event line,
+or is a notice for the nodes (``n <node> <what>``) and its text.
 """
 
 from __future__ import annotations
@@ -65,17 +66,19 @@ class Entry:
 
     id: int
     # "r": a room's (``who`` sent it), "a": everyone's (``who`` sent it), "d": one
-    # client's (``who`` is the recipient).
+    # client's (``who`` is the recipient), "n": a notice for the nodes (``who`` is the
+    # node it is about, ``room`` what happened: beat, lost, max_clients).
     kind: str
     who: str
     room: str
-    # The encoded event line, exactly as the memory backend delivers it.
+    # The encoded event line, exactly as the memory backend delivers it (a notice's text).
     data: bytes
 
 
 ROOM = "r"
 ALL = "a"
 DIRECT = "d"
+NOTICE = "n"
 
 
 def decode_entry(entry_id: bytes, fields: list[bytes]) -> Entry:

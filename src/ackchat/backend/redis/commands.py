@@ -7,8 +7,16 @@ goes out as soon as the task gets to it, so that Redis runs one batch while this
 reads the replies of the one before. No task per operation, and under load the batches
 grow instead of the round trips. Nothing is retried: a script that may have run must not
 run twice, so the operations sent on a connection that fails are answered with
-:class:`BackendUnavailableError`, and what is queued after goes out on a new connection.
-A script Redis has lost (it restarted, SCRIPT FLUSH) is loaded again and sent again.
+:class:`BackendUnavailableError`. A script Redis has lost (SCRIPT FLUSH) is loaded again
+and sent again.
+
+When the connection fails, the connection is *down*: every operation is answered with
+BackendUnavailableError at once (nothing waits on a Redis that is not there), and one
+attempt after another reconnects, with delays that grow and are jittered
+(liveness.reconnect_delays). On a new connection the scripts are loaded, and the
+backend's ``recover`` gets the connection to itself (``ask``) before anything else goes
+out: it beats and registers the node's clients again, so that the first operation after
+an outage finds the cluster's state as it should be.
 """
 
 from __future__ import annotations
@@ -16,8 +24,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
@@ -42,6 +51,10 @@ Command = tuple[Any, ...]
 OnReply = Callable[[Any], None]
 OnError = Callable[[BaseException], None]
 Call = tuple[Command, OnReply, OnError]
+# Sends commands on the connection at once and gives their replies (raising on an error).
+Ask = Callable[..., Awaitable[list[Any]]]
+# What the backend does on a new connection before anything else is sent.
+Recover = Callable[[Ask], Awaitable[None]]
 
 
 def where(url: str) -> str:
@@ -80,6 +93,18 @@ async def connect(connection: AbstractConnection) -> None:
     await connection.connect()  # type: ignore[no-untyped-call]
 
 
+async def stop_reading(task: asyncio.Task[None], connection: AbstractConnection) -> None:
+    """Stop ``task``, which reads replies on ``connection``, and wait until it has ended.
+
+    A read in progress in redis-py may swallow the cancellation (a task cancelled while
+    it waits for a reply can go on waiting): closing the connection as well ends such a
+    read with an error, and the task, told by its owner that it is stopping, ends on it.
+    """
+    task.cancel()
+    await connection.disconnect(nowait=True)
+    await asyncio.gather(task, return_exceptions=True)
+
+
 def unreachable(url: str, error: BaseException) -> BackendUnavailableError:
     """The error for a Redis that cannot be reached, as one sentence."""
     cause = error.__cause__ if isinstance(error.__cause__, OSError) else None
@@ -100,10 +125,25 @@ class _Batch:
 class CommandConnection:
     """One connection; operations queued in a loop turn go out together."""
 
-    def __init__(self, url: str, name: str, scripts: Sequence[Script]) -> None:
+    def __init__(
+        self,
+        url: str,
+        name: str,
+        scripts: Sequence[Script],
+        *,
+        recover: Recover,
+        delays: Callable[[], Iterator[float]],
+        lost: Callable[[], None],
+    ) -> None:
+        """``recover`` runs on every new connection, before any operation; ``delays``
+        makes the waits between reconnection attempts; ``lost`` is told when the
+        connection fails."""
         self._url = url
         self._connection = make_connection(url, name)
         self._scripts = scripts
+        self._recover = recover
+        self._delays = delays
+        self._on_lost = lost
         self._queue: list[Call] = []
         # Sent again ahead of the queue: scripts to load, and operations that found them
         # missing.
@@ -113,32 +153,40 @@ class CommandConnection:
         self._sent: deque[_Batch] = deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # Whether operations are sent (connected and recovered) or refused at once.
+        self._available = False
+        # Set while the task is being stopped: an error then ends it (see stop_reading).
+        self._stopping = False
         # Round trips made (batches sent), for the tests and the benchmarks' counts.
         self.round_trips = 0
 
+    @property
+    def available(self) -> bool:
+        """Whether operations go to Redis now (else they are refused at once)."""
+        return self._available
+
     async def connect(self, *commands: Command) -> list[Any]:
-        """Connect, load the scripts and send ``commands``, returning their replies; raises
-        BackendUnavailableError if Redis cannot be reached. Then operations are sent as
-        they are submitted."""
-        connection = self._connection
+        """Connect, load the scripts, send ``commands`` and recover, returning the replies
+        to ``commands``; raises BackendUnavailableError if Redis cannot be reached. Then
+        operations are sent as they are submitted."""
         try:
-            await connect(connection)
-            loading = [self._load_command(script) for script in self._scripts]
-            self.round_trips += 1
-            await connection.send_packed_command(_pack([*loading, *commands]), False)
-            answers = [await connection.read_response() for _ in (*loading, *commands)]
+            answers = await self._open(commands)
+            await self._recover(self._ask)
         except (RedisError, OSError) as error:
-            await connection.disconnect()
+            await self._connection.disconnect()
             raise unreachable(self._url, error) from None
-        for script, sha in zip(self._scripts, answers[: len(loading)], strict=True):
-            _check_loaded(script, sha)
+        self._available = True
         self._task = asyncio.create_task(self._run(), name="ackchat redis commands")
         self._task.add_done_callback(log_crash)
-        return answers[len(loading) :]
+        return answers
 
     def submit(self, command: Command, on_reply: OnReply, on_error: OnError) -> None:
         """Send ``command`` with the others of this loop turn; its reply goes to
-        ``on_reply``, BackendUnavailableError (also for an error reply) to ``on_error``."""
+        ``on_reply``, BackendUnavailableError (also for an error reply) to ``on_error``,
+        at once while Redis cannot be reached."""
+        if not self._available:
+            _call(on_error, BackendUnavailableError(f"cannot reach Redis at {where(self._url)}"))
+            return
         self._queue.append((command, on_reply, on_error))
         if not self._wake.is_set():
             self._wake.set()
@@ -147,18 +195,38 @@ class CommandConnection:
         self, script: Script, arguments: Sequence[Any], on_reply: OnReply, on_error: OnError
     ) -> None:
         """Run ``script`` (see scripts.py for its arguments) with the others of this turn."""
-        self.submit((b"EVALSHA", script.sha, b"1", *arguments), on_reply, on_error)
+        self.submit(script_command(script, arguments), on_reply, on_error)
 
     async def close(self) -> None:
         """Stop sending; what is still waiting for Redis is answered as unavailable."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-        self._fail_sent(BackendUnavailableError("the backend is closed"))
-        waiting, self._again, self._queue = [*self._again, *self._queue], [], []
-        _fail(waiting, BackendUnavailableError("the backend is closed"))
+        self._available = False
+        task, self._task = self._task, None
+        if task is not None:
+            self._stopping = True
+            await stop_reading(task, self._connection)
+        self._fail_all(BackendUnavailableError("the backend is closed"))
         await self._connection.disconnect()
+
+    async def _open(self, commands: Sequence[Command]) -> list[Any]:
+        """Connect, load the scripts and send ``commands``; their replies."""
+        await connect(self._connection)
+        loading = [self._load_command(script) for script in self._scripts]
+        answers = await self._ask(*loading, *commands)
+        for script, sha in zip(self._scripts, answers[: len(loading)], strict=True):
+            _check_loaded(script, sha)
+        return answers[len(loading) :]
+
+    async def _ask(self, *commands: Command) -> list[Any]:
+        """Send ``commands`` in one round trip and read their replies, while nothing else
+        uses the connection (connecting, recovering)."""
+        connection = self._connection
+        self.round_trips += 1
+        try:
+            async with asyncio.timeout(REPLY_TIMEOUT):
+                await connection.send_packed_command(_pack(commands), False)
+                return [await connection.read_response() for _ in commands]
+        except TimeoutError:
+            raise RedisTimeoutError(f"no reply within {REPLY_TIMEOUT:g} seconds") from None
 
     async def _run(self) -> None:
         while True:
@@ -170,10 +238,46 @@ class CommandConnection:
                 if self._sent:
                     await self._read_oldest()
             except (RedisError, OSError) as error:
-                failure = unreachable(self._url, error)
-                log.warning("%s", failure)
-                await self._connection.disconnect(nowait=True)
-                self._fail_sent(failure)
+                if self._stopping:
+                    return
+                await self._reconnect(unreachable(self._url, error))
+                if self._stopping:
+                    return
+
+    async def _reconnect(self, failure: BackendUnavailableError) -> None:
+        """The connection failed: refuse operations until a new one is up and recovered,
+        trying again and again with growing, jittered delays."""
+        self._available = False
+        log.warning("%s; reconnecting (new clients and chat are turned away meanwhile)", failure)
+        await self._connection.disconnect(nowait=True)
+        self._fail_all(failure)
+        self._on_lost()
+        began = time.monotonic()
+        attempts = 0
+        for delay in self._delays():
+            await asyncio.sleep(delay)
+            if self._stopping:
+                return
+            attempts += 1
+            try:
+                await self._open(())
+                await self._recover(self._ask)
+            except ResponseError as error:
+                log.error("Redis refused this node's recovery: %s", error)
+            except (RedisError, OSError) as error:
+                log.debug("%s", unreachable(self._url, error))
+            else:
+                break
+            await self._connection.disconnect(nowait=True)
+        if self._stopping:
+            return
+        self._available = True
+        log.info(
+            "reconnected to Redis at %s after %.1f seconds (%d attempts)",
+            where(self._url),
+            time.monotonic() - began,
+            attempts,
+        )
 
     async def _send_waiting(self) -> None:
         """Send what waits (what goes again first) as one batch."""
@@ -181,14 +285,13 @@ class CommandConnection:
         if not calls:
             return
         self._again, self._queue = [], []
-        connection = self._connection
         batch = _Batch(calls)
         # From here on its answers are owed, whatever happens to the connection.
         self._sent.append(batch)
-        if not connection.is_connected:
-            await connect(connection)
         self.round_trips += 1
-        await connection.send_packed_command(_pack([command for command, _, _ in calls]), False)
+        await self._connection.send_packed_command(
+            _pack([command for command, _, _ in calls]), False
+        )
 
     async def _read_oldest(self) -> None:
         """Read the replies of the oldest batch, sending what is queued meanwhile."""
@@ -219,7 +322,7 @@ class CommandConnection:
                 self._loading = True
                 log.warning("Redis lost the scripts; loading them again")
                 self._again += [
-                    (self._load_command(script), partial(self._loaded, script), _log_error)
+                    (self._load_command(script), partial(self._loaded, script), _unanswered)
                     for script in self._scripts
                 ]
             self._again.append(call)
@@ -236,12 +339,20 @@ class CommandConnection:
         self._loading = False
         _check_loaded(script, sha)
 
-    def _fail_sent(self, error: BaseException) -> None:
-        """Answer every operation sent but not answered: whether it ran is not known."""
+    def _fail_all(self, error: BaseException) -> None:
+        """Answer every operation sent but not answered (whether it ran is not known)
+        and every one waiting to be sent."""
         while self._sent:
             batch = self._sent.popleft()
             _fail(batch.calls[batch.read :], error)
         self._loading = False
+        waiting, self._again, self._queue = [*self._again, *self._queue], [], []
+        _fail(waiting, error)
+
+
+def script_command(script: Script, arguments: Sequence[Any]) -> Command:
+    """The command that runs ``script`` with ``arguments`` (its one key among them)."""
+    return (b"EVALSHA", script.sha, b"1", *arguments)
 
 
 def _pack(commands: Sequence[Command]) -> bytes:
@@ -260,8 +371,9 @@ def log_crash(task: asyncio.Task[None]) -> None:
         log.error("%s stopped", task.get_name(), exc_info=task.exception())
 
 
-def _log_error(error: BaseException) -> None:
-    log.error("%s", error)
+def _unanswered(_: BaseException) -> None:
+    """A script load that got no answer: a refusal is logged as it comes, and a new
+    connection loads every script anyway."""
 
 
 def _fail(calls: Sequence[Call], error: BaseException) -> None:

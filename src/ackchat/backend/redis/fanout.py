@@ -5,19 +5,28 @@ event it delivered and hands what it reads to the local index (local.py), which 
 each event to the clients here that it is for. Delivery is at least once with repeats
 removed by id: when the reader's connection fails, it reconnects with backoff and jitter
 and goes on from its last id; if the stream was trimmed past that id meanwhile, the
-index says how many events were lost instead of missing them silently.
+index says how many events were lost instead of missing them silently. On every new
+connection it asks for the cluster's run first: a Redis that lost its data has a new
+stream, which the index then reads from its start. :meth:`StreamReader.restart` drops
+a connection that hears nothing (a deaf reader, see liveness.py) and reads on a new one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
+from collections.abc import Callable, Iterator
 
 from redis.exceptions import RedisError
 
-from ackchat.backend.redis.codec import decode_entry
-from ackchat.backend.redis.commands import connect, log_crash, make_connection, unreachable
+from ackchat.backend.redis.codec import decode_entry, text_of
+from ackchat.backend.redis.commands import (
+    connect,
+    log_crash,
+    make_connection,
+    stop_reading,
+    unreachable,
+)
 from ackchat.backend.redis.local import LocalIndex
 
 log = logging.getLogger("ackchat.server")
@@ -25,22 +34,31 @@ log = logging.getLogger("ackchat.server")
 # Events read at most at once, and how long one XREAD waits for new ones (milliseconds).
 READ_COUNT = 1000
 BLOCK_MS = 2000
-# Seconds between reconnection attempts: doubling from the first to the last, each with
-# up to half again of jitter so that nodes do not come back in step.
-FIRST_RETRY = 0.05
-LAST_RETRY = 2.0
 
 
 class StreamReader:
-    """Reads the stream ``stream`` of the Redis at ``url`` into ``index``."""
+    """Reads the stream ``stream`` of the Redis at ``url`` into ``index``; ``run`` is the
+    key of the cluster's run, ``delays`` makes the waits between reconnection attempts."""
 
-    def __init__(self, url: str, name: str, stream: str, index: LocalIndex) -> None:
+    def __init__(
+        self,
+        url: str,
+        name: str,
+        stream: str,
+        run: str,
+        index: LocalIndex,
+        delays: Callable[[], Iterator[float]],
+    ) -> None:
         self._url = url
         # Replies wait up to the block time; past it (and a margin) Redis is unreachable.
         self._connection = make_connection(url, name, reply_timeout=BLOCK_MS / 1000 + 5.0)
         self._stream = stream
+        self._run_key = run
         self._index = index
+        self._delays = delays
         self._task: asyncio.Task[None] | None = None
+        # Set while the task is being stopped: an error then ends it (see stop_reading).
+        self._stopping = False
 
     async def connect(self) -> None:
         """Connect (raises BackendUnavailableError if Redis cannot be reached) and start
@@ -50,30 +68,38 @@ class StreamReader:
         except (RedisError, OSError) as error:
             raise unreachable(self._url, error) from None
         self._index.set_online(True)
-        self._task = asyncio.create_task(self._run(), name="ackchat redis reader")
-        self._task.add_done_callback(log_crash)
+        self._start()
+
+    async def restart(self) -> None:
+        """Drop the connection and go on reading, from the index's last event, on a new
+        one: for a reader that hears nothing although its connection stands."""
+        await self._stop()
+        self._start()
 
     async def close(self) -> None:
         """Stop reading."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._stop()
+
+    def _start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="ackchat redis reader")
+        self._task.add_done_callback(log_crash)
+
+    async def _stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            self._stopping = True
+            await stop_reading(task, self._connection)
+            self._stopping = False
         self._index.set_online(False)
         await self._connection.disconnect()
 
     async def _run(self) -> None:
         connection, index = self._connection, self._index
-        delay = FIRST_RETRY
+        delays: Iterator[float] | None = None
         while True:
             try:
                 if not connection.is_connected:
-                    await connect(connection)
-                    log.info(
-                        "event stream reader reconnected to Redis; catching up after event %d",
-                        index.applied,
-                    )
-                    index.set_online(True)
+                    await self._reconnect()
                 await connection.send_command(
                     *("XREAD", "COUNT", READ_COUNT, "BLOCK", BLOCK_MS),
                     *("STREAMS", self._stream, f"{index.applied}-0"),
@@ -81,17 +107,19 @@ class StreamReader:
                 )
                 reply = await connection.read_response()
             except (RedisError, OSError) as error:
-                if delay == FIRST_RETRY:
+                if self._stopping:
+                    return
+                if delays is None:
                     log.warning(
                         "event stream reader lost Redis (%s); reconnecting",
                         unreachable(self._url, error),
                     )
+                    delays = self._delays()
                 index.set_online(False)
                 await connection.disconnect()
-                await asyncio.sleep(delay * (1 + random.random() / 2))
-                delay = min(delay * 2, LAST_RETRY)
+                await asyncio.sleep(next(delays))
                 continue
-            delay = FIRST_RETRY
+            delays = None
             if reply:
                 ((_, entries),) = reply
                 index.receive(decode_entry(entry_id, fields) for entry_id, fields in entries)
@@ -103,3 +131,20 @@ class StreamReader:
                     waiting,
                     index.applied,
                 )
+
+    async def _reconnect(self) -> None:
+        """Connect again; a stream of another run (Redis lost its data) is read from its
+        start."""
+        connection, index = self._connection, self._index
+        await connect(connection)
+        await connection.send_command("GET", self._run_key, check_health=False)
+        run = await connection.read_response()
+        if index.observe_run(None if run is None else text_of(run)):
+            log.warning(
+                "the cluster's stream started over (Redis lost its data); reading it from its start"
+            )
+        log.info(
+            "event stream reader reconnected to Redis; catching up after event %d",
+            index.applied,
+        )
+        index.set_online(True)

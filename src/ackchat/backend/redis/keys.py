@@ -16,6 +16,8 @@ import re
 
 # A cluster name goes inside the hash tag and every key: no braces, spaces or colons.
 CLUSTER_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+# The one placeholder of a per-member, per-room or per-node key template.
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 # The cluster's own keys, by what they hold.
 FIXED = {
@@ -46,9 +48,16 @@ FIXED = {
     # Every event, once, for every node's reader: a capped stream whose entry ids are
     # ``<event id>-0``.
     "events": "events",
+    # The id of the cluster's run: made when Redis has none (the first node, or Redis lost
+    # its data), so that a node can tell that the state it registered is gone.
+    "run": "run",
+    # Set for one heartbeat TTL when a node starts a new run over lost data: admissions
+    # wait meanwhile, so that the live clients get their names back first.
+    "settling": "settling",
 }
 
-# Per-member keys ({mid}: the member id) and per-room keys ({room}: ``#dev``).
+# Per-member keys ({mid}: the member id), per-room keys ({room}: ``#dev``) and per-node
+# keys ({node}: the node id).
 PER_KEY = {
     # Hash: name, token, session (the admission number of its connection; "" while
     # held), dropped (missed messages dropped while held).
@@ -65,6 +74,10 @@ PER_KEY = {
     "room_away": "r:{room}:away",
     # List: the room's messages (codec event records), capped at room_history.
     "room_history": "r:{room}:history",
+    # String: the node's heartbeat, its process's instance id, expiring after the TTL.
+    "heartbeat": "hb:{node}",
+    # Set: the admission numbers of the sessions connected to the node.
+    "node_sessions": "n:{node}:sessions",
 }
 
 
@@ -87,16 +100,21 @@ class ClusterKeys:
         self.rooms = prefix + FIXED["rooms"]
         self.event_seq = prefix + FIXED["event_seq"]
         self.events = prefix + FIXED["events"]
+        self.run = prefix + FIXED["run"]
+
+    def heartbeat(self, node: str) -> str:
+        """The heartbeat key of ``node``."""
+        return self.prefix + PER_KEY["heartbeat"].format(node=node)
 
 
 def lua_prelude() -> str:
     """Lua that names every key from the prefix in ``ARGV[1]``: ``K.<name>`` for the fixed
-    keys, ``key.<name>(mid)`` or ``key.<name>(room)`` for the others."""
+    keys, ``key.<name>(mid)``, ``key.<name>(room)`` or ``key.<name>(node)`` for the others."""
     lines = ["local P = ARGV[1]", "local K = {}"]
     lines += [f"K.{name} = P .. {suffix!r}" for name, suffix in FIXED.items()]
     lines.append("local key = {}")
     for name, template in PER_KEY.items():
-        argument = "mid" if "{mid}" in template else "room"
+        (argument,) = _PLACEHOLDER.findall(template)
         before, after = template.split("{" + argument + "}")
         lines.append(
             f"key.{name} = function({argument}) return P .. {before!r} .. {argument}"

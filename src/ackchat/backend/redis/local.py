@@ -14,6 +14,12 @@ own events are delivered here before it is answered, as in the memory backend); 
 reader got there first, the events it passed are replayed from a short ring of recent
 events. Meanwhile the client's deliveries are held and then handed over in id order,
 without duplicates, so that its messages stay in the order they were sent.
+
+Notices for the nodes (a heartbeat, a node lost, a new limit) pass through the same
+order and go to :attr:`LocalIndex.on_notice`. When Redis lost the cluster's data, its
+stream starts over from id 1: :meth:`LocalIndex.observe_run` sees the new run and the
+index starts over with it. Each member keeps what the cluster must be told to register
+it again (:class:`Registration`).
 """
 
 from __future__ import annotations
@@ -22,10 +28,11 @@ import heapq
 import itertools
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
-from ackchat.backend.redis.codec import ALL, ROOM, Entry
+from ackchat.backend.redis.codec import ALL, NOTICE, ROOM, Entry
 from ackchat.protocol import replies
 
 log = logging.getLogger("ackchat.server")
@@ -33,6 +40,23 @@ log = logging.getLogger("ackchat.server")
 # Recent events kept for replay while operations are in flight (in practice a round
 # trip's worth); past it the oldest are dropped, and a replay that needed them says so.
 RING_LIMIT = 65536
+
+
+class Registration(NamedTuple):
+    """What the cluster must be told of a member connected here to register it again:
+    its session record's fields, its resume token, and how to end its connection."""
+
+    name: str
+    token: str
+    address: str
+    connected_at: float
+    earlier_names: tuple[str, ...]
+    # Ends the connection with a farewell line (its name went to another session).
+    evict: Callable[[bytes], None]
+
+    def renamed(self, name: str) -> Registration:
+        """The same, after the member took ``name`` (its record keeps the one before)."""
+        return self._replace(name=name, earlier_names=(*self.earlier_names, self.name))
 
 
 @dataclass(eq=False, slots=True)
@@ -51,6 +75,7 @@ class LocalMember:
     # sent waits in ``holding`` as (event id, line).
     holds: int = 0
     holding: list[tuple[int, bytes]] | None = None
+    registration: Registration | None = None
 
 
 class Ticket:
@@ -71,6 +96,12 @@ class LocalIndex:
         self.applied = 0
         # Events this node never read because the stream was trimmed past it.
         self.missed = 0
+        # The run of the cluster whose stream is read ("": not known yet), and whether
+        # the index started over for a run not made yet (Redis had lost it).
+        self.run = ""
+        self._awaiting_run = False
+        # Where notices for the nodes go (the backend's handler).
+        self.on_notice: Callable[[Entry], None] = _ignore
         self._online = False
         self._by_key: dict[str, LocalMember] = {}
         self._by_mid: dict[str, LocalMember] = {}
@@ -112,6 +143,25 @@ class LocalIndex:
         while waiting and waiting[0][0] <= self.applied:
             self._settle(1)
 
+    def observe_run(self, run: str | None) -> bool:
+        """The cluster's run as Redis has it now (None: Redis has none, its data is
+        lost). For another run than the one read so far, the index starts over: its
+        stream begins again from id 1. True if it started over now (not when it had
+        already, waiting for the run to be made)."""
+        if run == self.run:
+            return False
+        if run is None:
+            if self._awaiting_run:
+                return False
+            self._awaiting_run = True
+        else:
+            self.run = run
+            if self._awaiting_run:
+                self._awaiting_run = False
+                return False
+        self._start_over()
+        return True
+
     def settle_unreachable(self) -> int:
         """The reader found no event after its last one although answers wait for later
         positions: those events are not in Redis any more (it lost its data). Settle the
@@ -125,6 +175,19 @@ class LocalIndex:
     def member(self, key: str) -> LocalMember | None:
         """The local member that goes by the name with this key, if any."""
         return self._by_key.get(key)
+
+    def members(self) -> Iterator[LocalMember]:
+        """Every member connected here."""
+        return iter(list(self._by_mid.values()))
+
+    def renumber(self, member: LocalMember, mid: str, session: str) -> None:
+        """The cluster registered ``member`` again under new numbers (its own had gone to
+        others while Redis had lost the cluster's data)."""
+        if not self._attached(member):
+            return
+        del self._by_mid[member.mid]
+        member.mid, member.session = mid, session
+        self._by_mid[mid] = member
 
     def when_reached(self, position: int, settle: Callable[[], None]) -> None:
         """Call ``settle`` once events up to ``position`` are delivered here (at once if
@@ -172,10 +235,18 @@ class LocalIndex:
             member.deliver(held[eid])
 
     def attach(
-        self, mid: str, key: str, session: str, deliver: Callable[[bytes], None], position: int
+        self,
+        mid: str,
+        key: str,
+        session: str,
+        deliver: Callable[[bytes], None],
+        position: int,
+        registration: Registration | None = None,
     ) -> LocalMember:
         """A client admitted at ``position`` is connected here (held: release it)."""
-        member = LocalMember(mid, key, session, deliver, position, holds=1, holding=[])
+        member = LocalMember(
+            mid, key, session, deliver, position, holds=1, holding=[], registration=registration
+        )
         self._by_key[key] = member
         self._by_mid[mid] = member
         self._replay(member, position, lambda entry: self._reaches(member, entry))
@@ -189,6 +260,7 @@ class LocalIndex:
         deliver: Callable[[bytes], None],
         rooms: list[str],
         position: int,
+        registration: Registration | None = None,
     ) -> LocalMember | None:
         """``current``'s connection took over the held member ``mid`` at ``position``; the
         new member keeps ``current``'s holds and what they held (None if ``current`` left
@@ -198,7 +270,7 @@ class LocalIndex:
         holds, holding = current.holds, current.holding
         self.detach(current)
         member = LocalMember(
-            mid, key, current.session, deliver, position, set(rooms), holds, holding
+            mid, key, current.session, deliver, position, set(rooms), holds, holding, registration
         )
         self._by_key[key] = member
         self._by_mid[mid] = member
@@ -265,6 +337,8 @@ class LocalIndex:
             for member in self._by_mid.values():
                 if eid > member.since and member.mid != who:
                     _send(member, eid, data)
+        elif entry.kind == NOTICE:
+            _notify(self.on_notice, entry)
         else:
             target = self._by_mid.get(who)
             if target is not None and eid > target.since:
@@ -276,7 +350,7 @@ class LocalIndex:
             return entry.room in member.rooms and entry.who != member.mid
         if entry.kind == ALL:
             return entry.who != member.mid
-        return entry.who == member.mid
+        return entry.kind != NOTICE and entry.who == member.mid
 
     def _replay(self, member: LocalMember, position: int, wanted: Callable[[Entry], bool]) -> None:
         """Hold for ``member`` the events after ``position`` the reader passed before the
@@ -304,6 +378,22 @@ class LocalIndex:
         for member in self._by_mid.values():
             member.deliver(notice)
 
+    def _start_over(self) -> None:
+        """Read a new stream from its start: every position of the old one is void. The
+        answers waiting for them are given now, and then every member hears the new
+        stream from its start, whatever position its change took effect at."""
+        self.applied = 0
+        self._ring.clear()
+        self._ring_dropped = 0
+        for ticket in self._tickets:
+            ticket.floor = 0
+        self._settle(len(self._waiting))
+        for member in self._by_mid.values():
+            member.since = 0
+        for members in self._rooms.values():
+            for member in members:
+                members[member] = 0
+
     def _settle(self, count: int) -> None:
         for _ in range(count):
             _, _, settle = heapq.heappop(self._waiting)
@@ -316,6 +406,18 @@ def _send(member: LocalMember, eid: int, data: bytes) -> None:
         member.deliver(data)
     else:
         holding.append((eid, data))
+
+
+def _ignore(_: Entry) -> None:
+    """No one listens for notices."""
+
+
+def _notify(handler: Callable[[Entry], None], entry: Entry) -> None:
+    """Hand a notice over; a handler that fails is logged, not passed to the reader."""
+    try:
+        handler(entry)
+    except Exception:
+        log.exception("handling a notice of the cluster failed")
 
 
 def _call(settle: Callable[[], None]) -> None:

@@ -14,6 +14,12 @@ and the last event id at the moment it ran (its own event's, if it made one). Ev
 event id drawn is published on the stream in the same script, so a node's reader
 reaches every position. Deadlines are read from Redis's clock (``TIME``), which every
 node shares; the wall times passed in are only shown.
+
+Besides the clients' operations there are the nodes' own: ``beat`` (a heartbeat that
+also reaps the nodes whose heartbeat expired, and publishes a notice the node's own
+reader must hear), ``reregister`` (a node's live clients, brought back into a state that
+lost them), and ``set_max`` (a new limit, announced to every node). Notices for the
+nodes travel on the stream with ids of their own, headed ``n <node> <what>``.
 """
 
 from __future__ import annotations
@@ -135,12 +141,54 @@ end
 local function append_all(reply, items)
   for _, item in ipairs(items) do reply[#reply + 1] = item end
 end
+
+-- Publish a notice for the nodes (none of the clients'): ``what`` happened to ``node``.
+local function notice(node, what, text)
+  local eid = redis.call('INCR', K.event_seq)
+  redis.call('XADD', K.events, 'MAXLEN', '~', STREAM_CAP, eid .. '-0',
+    'h', 'n ' .. node .. ' ' .. what, 'd', text)
+  return eid
+end
+
+-- A session ends at time ``at`` for ``reason``: its record joins the departed ones
+-- (capped at ``limit``, the excess counted as dropped), its slot is free, and its chat
+-- identity is held for ``grace`` seconds if ``hold`` (its rooms hear that it lost the
+-- connection), else forgotten. A session already gone is left alone.
+local function depart_session(number, at, reason, hold, grace, limit)
+  local raw = redis.call('HGET', K.sessions, number)
+  if not raw then return end
+  local record = cjson.decode(raw)
+  record[5], record[6] = at, reason
+  redis.call('HDEL', K.sessions, number)
+  redis.call('SREM', key.node_sessions(record[8]), number)
+  if redis.call('HINCRBY', K.node_counts, record[8], -1) <= 0 then
+    redis.call('HDEL', K.node_counts, record[8])
+  end
+  local excess = redis.call('RPUSH', K.departed, cjson.encode(record)) - limit
+  if excess > 0 then
+    redis.call('LTRIM', K.departed, excess, -1)
+    redis.call('INCRBY', K.dropped, excess)
+  end
+  local mid = redis.call('HGET', K.names, string.lower(record[2]))
+  if not mid or redis.call('HGET', key.member(mid), 'session') ~= number then return end
+  if hold and grace > 0 then
+    redis.call('HSET', key.member(mid), 'session', '')
+    redis.call('ZADD', K.held, redis_now() + grace, mid)
+    for _, room in ipairs(sorted_members(key.member_rooms(mid))) do
+      redis.call('SADD', key.room_away(room), mid)
+      announce(room, mid, record[2] .. ' lost the connection')
+    end
+  else
+    forget(mid, 'left')
+  end
+end
 """
 
 # ARGV[5..]: address, connected-at time, node, node cap, token, this node's max_clients
 # (used, and set, if the cluster has none). Answers ok: number, max_clients; full:
-# max_clients.
+# max_clients; settling: nothing (a new run lets the live clients register first).
 ADMIT = r"""
+if redis.call('EXISTS', K.settling) == 1 then return {'settling', position()} end
 local max = tonumber(redis.call('GET', K.max_clients))
 if not max then
   max = tonumber(ARGV[10])
@@ -159,6 +207,7 @@ local name = (number < 10 and 'Client0' or 'Client') .. mid
 redis.call('HSET', K.sessions, mid,
   cjson.encode({number, name, ARGV[5], ARGV[6], '', '', '', node}))
 redis.call('HINCRBY', K.node_counts, node, 1)
+redis.call('SADD', key.node_sessions(node), mid)
 redis.call('HSET', K.names, string.lower(name), mid)
 redis.call('HSET', K.tokens, ARGV[9], mid)
 redis.call('HSET', key.member(mid), 'name', name, 'token', ARGV[9], 'session', mid)
@@ -169,35 +218,7 @@ return {'ok', position(), number, max}
 # resume grace in seconds, history limit. The session is found by its number, so a
 # rename or resume still in flight when the connection dropped cannot hide it.
 DEPART = r"""
-local number = ARGV[5]
-local raw = redis.call('HGET', K.sessions, number)
-if not raw then return {'ok', position()} end
-local record = cjson.decode(raw)
-record[5], record[6] = ARGV[6], ARGV[7]
-redis.call('HDEL', K.sessions, number)
-if redis.call('HINCRBY', K.node_counts, record[8], -1) <= 0 then
-  redis.call('HDEL', K.node_counts, record[8])
-end
-local excess = redis.call('RPUSH', K.departed, cjson.encode(record)) - tonumber(ARGV[10])
-if excess > 0 then
-  redis.call('LTRIM', K.departed, excess, -1)
-  redis.call('INCRBY', K.dropped, excess)
-end
-local mid = redis.call('HGET', K.names, string.lower(record[2]))
-if not mid or redis.call('HGET', key.member(mid), 'session') ~= number then
-  return {'ok', position()}
-end
-local grace = tonumber(ARGV[9])
-if ARGV[8] == '1' and grace > 0 then
-  redis.call('HSET', key.member(mid), 'session', '')
-  redis.call('ZADD', K.held, redis_now() + grace, mid)
-  for _, room in ipairs(sorted_members(key.member_rooms(mid))) do
-    redis.call('SADD', key.room_away(room), mid)
-    announce(room, mid, record[2] .. ' lost the connection')
-  end
-else
-  forget(mid, 'left')
-end
+depart_session(ARGV[5], ARGV[6], ARGV[7], ARGV[8] == '1', tonumber(ARGV[9]), tonumber(ARGV[10]))
 return {'ok', position()}
 """
 
@@ -429,6 +450,126 @@ return reply
 """
 
 
+# ARGV[5..]: the node, its instance id (this process's), the heartbeat TTL in
+# milliseconds, 1 if the node may reap others (it has beaten for a TTL), the time as
+# records keep it, the resume grace, the history limit, an id for a new run. Sets the
+# node's heartbeat; reaps every other node that has sessions and no heartbeat (whoever
+# runs first does it, in this one step: the others find nothing); makes a new run if
+# Redis has none, letting the live clients register before anyone is admitted; and
+# publishes a beat notice, which the node's own reader must hear; every reader hears of
+# a node reaped from a notice too. Answers ok, the beat's event id, the run, and the
+# heartbeat's previous value ('' if it had expired: this node may have been reaped).
+BEAT = r"""
+local node, ttl = ARGV[5], ARGV[7]
+local run = redis.call('GET', K.run)
+if not run then
+  run = ARGV[12]
+  redis.call('SET', K.run, run)
+  redis.call('SET', K.settling, node, 'PX', ttl)
+end
+local previous = redis.call('SET', key.heartbeat(node), ARGV[6], 'PX', ttl, 'GET')
+if ARGV[8] == '1' then
+  for _, other in ipairs(redis.call('HKEYS', K.node_counts)) do
+    if other ~= node and redis.call('EXISTS', key.heartbeat(other)) == 0 then
+      local numbers = redis.call('SMEMBERS', key.node_sessions(other))
+      for _, number in ipairs(numbers) do
+        depart_session(number, ARGV[9], 'node lost', true, tonumber(ARGV[10]), tonumber(ARGV[11]))
+      end
+      redis.call('HDEL', K.node_counts, other)
+      redis.call('DEL', key.node_sessions(other))
+      notice(other, 'lost', node .. ' ' .. #numbers)
+    end
+  end
+end
+return {'ok', notice(node, 'beat', ''), run, previous or ''}
+"""
+
+# ARGV[5..]: the node, the time as records keep it, the resume grace, the history limit,
+# the node's max_clients (set if the cluster has none), then the node's live clients as
+# one JSON array of [number, member id, name, name key, token, address, connected at,
+# earlier names, rooms]. Makes the cluster's state agree with what the node has: a
+# client the cluster still has as it was is left alone ('ok'); one held because its node
+# was reaped is taken back, its rooms hear it is back ('back'); one the cluster forgot
+# (Redis lost its data, or its grace ran out) claims its name again, with new numbers if
+# its own went to others meanwhile ('restored'); one whose name is another session's
+# now is not registered ('taken'). The node's sessions that it does not have any more
+# (gone while it could not tell Redis, or left by an earlier process of the node) end
+# as 'node lost'. Answers ok, the position, how many sessions ended so, then for each
+# client its outcome, member id and number.
+REREGISTER = r"""
+local node, at = ARGV[5], ARGV[6]
+local grace, limit = tonumber(ARGV[7]), tonumber(ARGV[8])
+redis.call('SET', K.max_clients, ARGV[9], 'NX')
+local live = {}
+local reply = {'ok', 0, 0}
+for _, client in ipairs(cjson.decode(ARGV[10])) do
+  local number, mid, name, name_key = client[1], client[2], client[3], client[4]
+  local holder = redis.call('HGET', K.names, name_key)
+  local outcome
+  if holder == mid and redis.call('HGET', key.member(mid), 'session') == number then
+    outcome = 'ok'
+  elseif holder == mid and redis.call('ZSCORE', K.held, mid) then
+    outcome = 'back'
+    redis.call('HSET', key.member(mid), 'session', number)
+    redis.call('ZREM', K.held, mid)
+    for _, room in ipairs(sorted_members(key.member_rooms(mid))) do
+      redis.call('SREM', key.room_away(room), mid)
+      announce(room, mid, name .. ' is back')
+    end
+  elseif holder then
+    outcome = 'taken'
+  else
+    outcome = 'restored'
+    if redis.call('EXISTS', key.member(mid)) == 1
+        or redis.call('HEXISTS', K.sessions, number) == 1 then
+      number = tostring(redis.call('INCR', K.session_seq))
+      mid = number
+    end
+    local top = math.max(tonumber(number), tonumber(mid))
+    if tonumber(redis.call('GET', K.session_seq) or '0') < top then
+      redis.call('SET', K.session_seq, top)
+    end
+    redis.call('HSET', K.names, name_key, mid)
+    redis.call('HSET', key.member(mid), 'name', name, 'token', client[5], 'session', number)
+    redis.call('HSETNX', K.tokens, client[5], mid)
+    for _, room in ipairs(client[9]) do
+      redis.call('SADD', key.member_rooms(mid), room)
+      if redis.call('SADD', key.room_members(room), mid) == 1 then
+        redis.call('HINCRBY', K.rooms, room, 1)
+      end
+    end
+  end
+  if outcome ~= 'taken' then
+    if redis.call('HEXISTS', K.sessions, number) == 0 then
+      redis.call('HSET', K.sessions, number,
+        cjson.encode({tonumber(number), name, client[6], client[7], '', '', client[8], node}))
+      redis.call('HINCRBY', K.node_counts, node, 1)
+    end
+    redis.call('SADD', key.node_sessions(node), number)
+    live[number] = true
+  end
+  append_all(reply, {outcome, mid, number})
+end
+for _, number in ipairs(redis.call('SMEMBERS', key.node_sessions(node))) do
+  if not live[number] then
+    depart_session(number, at, 'node lost', true, grace, limit)
+    reply[3] = reply[3] + 1
+  end
+end
+reply[2] = position()
+return reply
+"""
+
+# ARGV[5..]: the new limit, the node that sets it. Every node's reader hears of a change
+# (a notice), and logs it. Answers ok and the notice's event id (or the position).
+SET_MAX = r"""
+local old = redis.call('GET', K.max_clients) or ARGV[5]
+redis.call('SET', K.max_clients, ARGV[5])
+if old == ARGV[5] then return {'ok', position()} end
+return {'ok', notice(ARGV[6], 'max_clients', old .. ' ' .. ARGV[5])}
+"""
+
+
 def _script(name: str, body: str) -> Script:
     source = lua_prelude() + _LIBRARY + body
     return Script(name, source, hashlib.sha1(source.encode()).hexdigest().encode())
@@ -449,6 +590,9 @@ snapshot = _script("snapshot", SNAPSHOT)
 who = _script("who", WHO)
 members = _script("members", MEMBERS)
 history = _script("history", HISTORY)
+beat = _script("beat", BEAT)
+reregister = _script("reregister", REREGISTER)
+set_max = _script("set_max", SET_MAX)
 
 ALL_SCRIPTS = (
     admit,
@@ -466,4 +610,7 @@ ALL_SCRIPTS = (
     who,
     members,
     history,
+    beat,
+    reregister,
+    set_max,
 )

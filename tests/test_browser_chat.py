@@ -1,0 +1,167 @@
+"""The chat page in headless Chromium, against netcat-like TCP users: direct and room
+messages both ways, markup shown as text (and never run), completion, and a lost
+connection resumed."""
+
+from __future__ import annotations
+
+from playwright.async_api import Page, expect
+
+from adminhttp import AdminFactory, AdminUnderTest, admin_api
+from browser import BROWSER_LOOP, SHOWN_WITHIN, Pages, chromium, pages
+from conftest import ClientFactory
+from lineclient import LineClient
+
+__all__ = ["admin_api", "chromium", "pages"]  # The fixtures, imported to be used here.
+
+pytestmark = BROWSER_LOOP
+
+MARKUP = '<script>window.injected = 1</script><img src=x onerror="window.injected = 2">'
+
+
+async def chat(pages: Pages, admin: AdminUnderTest, name: str) -> Page:
+    """The chat page, greeted and renamed to ``name``."""
+    page = await pages.open(admin.url + "/chat")
+    await expect(page.locator("#state")).to_have_text("connected", timeout=SHOWN_WITHIN)
+    await say(page, f"/nick {name}")
+    await expect(page.locator("#me")).to_have_text(name)
+    return page
+
+
+async def say(page: Page, line: str) -> None:
+    """Type ``line`` and press Enter."""
+    await page.fill("#line", line)
+    await page.press("#line", "Enter")
+
+
+async def netcat(connect: ClientFactory, admin: AdminUnderTest, name: str) -> LineClient:
+    """A TCP user, as with ``nc``, renamed to ``name``."""
+    client = await connect(admin.server)
+    await client.greeting()
+    assert await client.ask(f"/nick {name}") == f"You are now {name}."
+    return client
+
+
+async def test_a_browser_user_and_a_netcat_user_exchange_direct_and_room_messages(
+    admin_api: AdminFactory, connect: ClientFactory, pages: Pages
+) -> None:
+    admin = await admin_api()
+    page = await chat(pages, admin, "webber")
+    nc = await netcat(connect, admin, "netty")
+    await say(page, "/msg netty hello from the web")
+    assert (await nc.read_line()).endswith(" direct webber>netty: hello from the web")
+    await expect(page.locator("#log .reply").last).to_have_text("/msg netty hello from the web ACK")
+    assert await nc.ask("/msg webber hello from netcat") == "/msg webber hello from netcat ACK"
+    direct = page.locator("#log .event.direct").last
+    await expect(direct.locator(".from")).to_have_text("netty → webber")
+    await expect(direct.locator(".text")).to_have_text("hello from netcat")
+
+    await say(page, "/join lobby")
+    await expect(page.locator("#log .block").last).to_have_text("joined #lobby: 1 member")
+    await nc.send("/join lobby")
+    assert (await nc.reply_block())[0] == "joined #lobby: 2 members"
+    presence = page.locator("#log .event.presence").last
+    await expect(presence.locator(".text")).to_have_text("netty joined")
+    assert await nc.ask("/say lobby hi room") == "/say lobby hi room ACK"
+    room = page.locator("#log .event.room").last
+    await expect(room.locator(".scope")).to_have_text("#lobby")
+    await expect(room.locator(".from")).to_have_text("netty")
+    await expect(room.locator(".text")).to_have_text("hi room")
+    await say(page, "/say lobby and back")
+    assert (await nc.read_line()).endswith(" #lobby webber: and back")
+    await expect(page.locator("#me")).to_have_text("webber #lobby")
+
+
+async def test_markup_from_users_is_shown_as_text_and_never_run_on_both_pages(
+    admin_api: AdminFactory, connect: ClientFactory, pages: Pages
+) -> None:
+    admin = await admin_api()
+    page = await chat(pages, admin, "webber")
+    await say(page, "/join lobby")
+    nc = await netcat(connect, admin, "netty")
+    await nc.send("/join lobby")
+    await nc.reply_block()
+    for line in (f"/say lobby {MARKUP}", f"/msg webber {MARKUP}", f"/all {MARKUP}"):
+        assert await nc.ask(line) == f"{line} ACK"
+    for kind in ("room", "direct", "all"):
+        shown = page.locator(f"#log .event.{kind} .text").last
+        await expect(shown).to_have_text(MARKUP)
+    await say(page, f"/say lobby {MARKUP}")
+    assert (await nc.read_line()).endswith(f" #lobby webber: {MARKUP}")
+    await expect(page.locator("#log .reply").last).to_have_text(f"/say lobby {MARKUP} ACK")
+    assert await page.locator("#log img, #log script").count() == 0
+    assert await page.evaluate("window.injected") is None
+
+    dashboard = await pages.open(admin.url + "/")
+    await expect(dashboard.locator("#room-list li")).to_have_text("#lobby (2) netty, webber")
+    await dashboard.fill("#search", MARKUP)
+    await expect(dashboard.locator("#clients-more")).to_have_text(
+        f"No connected client matches “{MARKUP}”.", timeout=SHOWN_WITHIN
+    )
+    assert await dashboard.locator("img, body script:not([src])").count() == 0
+    assert await dashboard.evaluate("window.injected") is None
+
+
+async def test_names_rooms_and_commands_complete_with_tab(
+    admin_api: AdminFactory, connect: ClientFactory, pages: Pages
+) -> None:
+    admin = await admin_api()
+    page = await chat(pages, admin, "webber")
+    nc = await netcat(connect, admin, "netty")
+    for room in ("ops", "lobby"):
+        await nc.send(f"/join {room}")
+        await nc.reply_block()
+    await say(page, "who")
+    await expect(page.locator("#log .block").last).to_contain_text("netty #lobby #ops")
+    for typed, completed in (("/msg ne", "/msg netty "), ("/join #o", "/join #ops "), ("/h", "/h")):
+        await page.fill("#line", typed)
+        await page.press("#line", "Tab")
+        await expect(page.locator("#line")).to_have_value(completed)
+    await expect(page.locator("#hint")).to_have_text("/help  /history")
+
+
+async def test_a_lost_connection_is_resumed_with_what_was_missed(
+    admin_api: AdminFactory, connect: ClientFactory, pages: Pages
+) -> None:
+    admin = await admin_api()
+    page = await chat(pages, admin, "webber")
+    await say(page, "/join lobby")
+    nc = await netcat(connect, admin, "netty")
+    await nc.send("/join lobby")
+    await nc.reply_block()
+    (connection,) = [each for each in admin.server.connections if each.name == "webber"]
+    assert connection.transport is not None
+    connection.transport.abort()
+    assert (await nc.read_line()).endswith(" #lobby *: webber lost the connection")
+    assert await nc.ask("/say lobby while you were away") == "/say lobby while you were away ACK"
+    resumed = page.locator("#log .block").last
+    await expect(resumed).to_contain_text(
+        "Resumed: you are webber again in #lobby; 1 missed messages follow", timeout=SHOWN_WITHIN
+    )
+    await expect(resumed.locator(".event.room .text")).to_have_text("while you were away")
+    await expect(page.locator("#state")).to_have_text("connected")
+    await expect(page.locator("#me")).to_have_text("webber #lobby")
+    assert (await nc.read_line()).endswith(" #lobby *: webber is back")
+    await say(page, "/say lobby back again")
+    assert (await nc.read_line()).endswith(" #lobby webber: back again")
+
+
+async def test_the_password_prompt_hides_the_password(
+    admin_api: AdminFactory, pages: Pages
+) -> None:
+    admin = await admin_api(password="open sesame", auth_delay=0.0)
+    page = await pages.open(admin.url + "/chat")
+    await expect(page.locator("#log .notice").first).to_have_text(
+        "Password required: send 'auth <password>'."
+    )
+    await expect(page.locator("#line")).to_have_attribute("type", "password")
+    await say(page, "wrong guess")
+    await expect(page.locator("#log .error").last).to_have_text(
+        "ERROR wrong password (attempt 1 of 3)."
+    )
+    await say(page, "open sesame")
+    await expect(page.locator("#state")).to_have_text("connected")
+    await expect(page.locator("#line")).to_have_attribute("type", "text")
+    await expect(page.locator("#log .mine")).to_have_text(["auth ••••••", "auth ••••••"])
+    log = await page.locator("#log").inner_text()
+    assert "sesame" not in log
+    assert "guess" not in log
