@@ -107,17 +107,20 @@ class LineClient:
         self.writer.transport.abort()
 
 
-async def eventually(probe: Callable[[], Awaitable[bool]], what: str) -> None:
+async def eventually(
+    probe: Callable[[], Awaitable[bool]], what: str, interval: float = 0.0
+) -> None:
     """Repeat ``probe`` until it is true, failing with ``what`` after the suite's bound.
 
     Each probe is a round trip or at least one turn of the event loop, so this polls
-    at the pace of the server instead of sleeping for a guessed time.
+    at the pace of the server instead of sleeping for a guessed time; ``interval`` spaces
+    out probes that answer at once (a process's state, a Redis key).
     """
     deadline = asyncio.get_running_loop().time() + WAIT
     while not await probe():
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out waiting until {what}")
-        await asyncio.sleep(0)
+        await asyncio.sleep(interval)
 
 
 async def flood_without_reading(port: int, chunk: bytes, limit: int) -> int:

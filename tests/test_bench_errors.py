@@ -34,7 +34,7 @@ from ackchat.client.errors import (
 from ackchat.protocol.replies import SERVER_SHUTTING_DOWN, SERVER_UNAVAILABLE
 from ackchat.settings import BenchSettings
 from conftest import ServerFactory
-from lineclient import WAIT, LineClient, bounded
+from lineclient import WAIT, LineClient, bounded, eventually
 
 # Short runs: setting up is what these tests are about.
 QUICK = ("--warmup", "0", "--duration", "0.2")
@@ -319,12 +319,11 @@ async def test_ctrl_c_ends_the_run_with_one_line_and_exit_code_130(
         env=ENVIRONMENT,
         start_new_session=True,
     )
-    for _ in range(int(WAIT / 0.05)):
-        if await connected(server.port) == 3:  # The run's two and this probe.
-            break
-        await asyncio.sleep(0.05)
-    else:
-        raise AssertionError("the bench never connected")
+
+    async def both_connected() -> bool:
+        return await connected(server.port) == 3  # The run's two and this probe.
+
+    await eventually(both_connected, "the bench connected", 0.05)
     os.killpg(process.pid, signal.SIGINT)  # What Ctrl-C on a terminal sends.
     out, err = await bounded(process.communicate())
     assert process.returncode == EXIT_INTERRUPTED

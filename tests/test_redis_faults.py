@@ -42,7 +42,7 @@ from ackchat.protocol import replies
 from ackchat.records import DisconnectReason, StatusSnapshot
 from ackchat.server.assembly import SystemClock
 from backends import fresh_cluster, redis_backend, redis_url
-from lineclient import WAIT, LineClient
+from lineclient import WAIT, LineClient, eventually
 from nodes import Nodes
 from redisproxy import RedisProxy
 from redisserver import RedisServer, redis_binary
@@ -57,13 +57,9 @@ TTL = 0.6
 POLL = 0.02
 
 
-async def until(probe: Callable[[], Awaitable[bool]], what: str, seconds: float = WAIT) -> None:
-    """Poll ``probe`` every :data:`POLL` seconds until it holds, failing after ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while not await probe():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        await asyncio.sleep(POLL)
+async def until(probe: Callable[[], Awaitable[bool]], what: str) -> None:
+    """Poll ``probe`` every :data:`POLL` seconds until it holds, within the suite's bound."""
+    await eventually(probe, what, POLL)
 
 
 class Session(Inbox):

@@ -51,9 +51,10 @@ from aiohttp import WSMsgType, web
 
 from ackchat.protocol import replies
 from ackchat.records import DisconnectReason
+from ackchat.server.adapter import SessionAdapter
 from ackchat.server.connection import format_address
 from ackchat.server.listener import Listener
-from ackchat.server.session import ServerSession, Timer
+from ackchat.server.session import ServerSession
 
 # Frames up to this many times max_line_bytes are read and framed like TCP input.
 FRAME_FACTOR = 2
@@ -70,18 +71,15 @@ def websocket_response(listener: Listener) -> web.WebSocketResponse:
     )
 
 
-class WebSocketConnection:
+class WebSocketConnection(SessionAdapter):
     """The server side of one WebSocket, from the upgrade to the close."""
 
     def __init__(
         self, listener: Listener, ws: web.WebSocketResponse, transport: asyncio.Transport
     ) -> None:
-        self._listener = listener
+        super().__init__(listener, asyncio.get_running_loop())
         self._ws = ws
         self._transport: asyncio.Transport | None = transport
-        self._loop = asyncio.get_running_loop()
-        self._session: ServerSession | None = None
-        self._timers: dict[Timer, asyncio.Handle] = {}
         # What the session wrote and the sender has not handed to aiohttp yet.
         self._outbox: deque[bytes] = deque()
         self._outbox_bytes = 0
@@ -100,16 +98,6 @@ class WebSocketConnection:
         self._error: Exception | None = None
         self._sender: asyncio.Task[None] | None = None
         self._reader: asyncio.Task[None] | None = None
-
-    @property
-    def name(self) -> str | None:
-        """The client's name, or None while it has none."""
-        return self._session.name if self._session is not None else None
-
-    @property
-    def session(self) -> ServerSession | None:
-        """The connection's session (None before it starts)."""
-        return self._session
 
     @property
     def transport(self) -> asyncio.Transport | None:
@@ -149,9 +137,7 @@ class WebSocketConnection:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait({self._sender, self._reader})
             session.connection_lost(self._error)
-            for handle in self._timers.values():
-                handle.cancel()
-            self._timers.clear()
+            self._cancel_timers()
             self._transport = None
             listener.closed(self)
 
@@ -257,47 +243,6 @@ class WebSocketConnection:
         for task in (self._sender, self._reader):
             if task is not None:
                 task.cancel()
-
-    def set_timer(self, timer: Timer, delay: float) -> None:
-        if timer is Timer.LINGER:
-            self._listener.linger(self, delay)
-            return
-        if (earlier := self._timers.get(timer)) is not None:
-            earlier.cancel()
-        self._timers[timer] = self._loop.call_later(max(delay, 0.0), self._timer_due, timer)
-
-    def cancel_timer(self, timer: Timer) -> None:
-        if timer is Timer.LINGER:
-            self._listener.unlinger(self)
-            return
-        if (handle := self._timers.pop(timer, None)) is not None:
-            handle.cancel()
-
-    def flush_soon(self) -> None:
-        assert self._session is not None
-        self._listener.deliveries.flush_soon(self._session)
-
-    def _timer_due(self, timer: Timer) -> None:
-        self._timers.pop(timer, None)
-        assert self._session is not None
-        self._session.timer_due(timer)
-
-    # The listener's calls
-
-    def lingered(self) -> None:
-        """Closing took longer than the bound: the session aborts the connection."""
-        assert self._session is not None
-        self._session.timer_due(Timer.LINGER)
-
-    def drain(self, notice: bytes) -> None:
-        """The server drains: the session tells its client to reconnect elsewhere."""
-        if self._session is not None:
-            self._session.drain(notice)
-
-    def shut_down(self, farewell: bytes) -> None:
-        """The server is stopping: end the session with ``farewell``."""
-        if self._session is not None:
-            self._session.close(DisconnectReason.SERVER_SHUTDOWN, farewell)
 
     def cut_off(self) -> None:
         """End the session now, unsent bytes and all (a second Ctrl-C)."""

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, cast
 
 from ackchat.protocol import replies
 from ackchat.records import DisconnectReason
-from ackchat.server.session import ServerSession, Timer
+from ackchat.server.adapter import SessionAdapter
+from ackchat.server.session import ServerSession
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -28,30 +29,16 @@ def format_address(peername: object) -> str:
     return "unknown"
 
 
-class ClientConnection(asyncio.Protocol):
+class ClientConnection(SessionAdapter, asyncio.Protocol):
     """The server side of one TCP connection, from accept to close."""
 
-    __slots__ = ("_listener", "_loop", "_session", "_timers", "_transport", "write")
+    __slots__ = ("_transport", "write")
 
     def __init__(self, listener: Listener, loop: asyncio.AbstractEventLoop) -> None:
-        self._listener = listener
-        self._loop = loop
+        super().__init__(listener, loop)
         self._transport: asyncio.Transport | None = None
-        self._session: ServerSession | None = None
-        # The session's timers that are set, made when the first one is.
-        self._timers: dict[Timer, asyncio.Handle] | None = None
         # The transport's own write, handed to the session (see connection_made).
         self.write: Callable[[bytes], None]
-
-    @property
-    def name(self) -> str | None:
-        """The client's name, or None while it has none."""
-        return self._session.name if self._session is not None else None
-
-    @property
-    def session(self) -> ServerSession | None:
-        """The connection's session (None before the connection is made)."""
-        return self._session
 
     @property
     def transport(self) -> asyncio.Transport | None:
@@ -94,10 +81,7 @@ class ClientConnection(asyncio.Protocol):
         session = self._session
         if session is not None:
             session.connection_lost(exc)
-        if self._timers:
-            for handle in self._timers.values():
-                handle.cancel()
-            self._timers = None
+        self._cancel_timers()
         self._listener.closed(self)
 
     # What the session asks for (SessionIO)
@@ -134,54 +118,6 @@ class ClientConnection(asyncio.Protocol):
     def abort(self) -> None:
         assert self._transport is not None
         self._transport.abort()
-
-    def set_timer(self, timer: Timer, delay: float) -> None:
-        if timer is Timer.LINGER:
-            self._listener.linger(self, delay)
-            return
-        timers = self._timers
-        if timers is None:
-            timers = self._timers = {}
-        elif (earlier := timers.get(timer)) is not None:
-            earlier.cancel()
-        if delay > 0:
-            timers[timer] = self._loop.call_later(delay, self._timer_due, timer)
-        else:
-            timers[timer] = self._loop.call_soon(self._timer_due, timer)
-
-    def cancel_timer(self, timer: Timer) -> None:
-        if timer is Timer.LINGER:
-            self._listener.unlinger(self)
-            return
-        if self._timers and (handle := self._timers.pop(timer, None)) is not None:
-            handle.cancel()
-
-    def flush_soon(self) -> None:
-        assert self._session is not None
-        self._listener.deliveries.flush_soon(self._session)
-
-    def _timer_due(self, timer: Timer) -> None:
-        if self._timers is not None:
-            self._timers.pop(timer, None)
-        assert self._session is not None
-        self._session.timer_due(timer)
-
-    # The listener's calls
-
-    def lingered(self) -> None:
-        """Closing took longer than the bound: the session aborts the connection."""
-        assert self._session is not None
-        self._session.timer_due(Timer.LINGER)
-
-    def drain(self, notice: bytes) -> None:
-        """The server drains: the session tells its client to reconnect elsewhere."""
-        if self._session is not None:
-            self._session.drain(notice)
-
-    def shut_down(self, farewell: bytes) -> None:
-        """The server is stopping: end the session with ``farewell``."""
-        if self._session is not None:
-            self._session.close(DisconnectReason.SERVER_SHUTDOWN, farewell)
 
     def cut_off(self) -> None:
         """End the session now, unsent bytes and all (a second Ctrl-C)."""
