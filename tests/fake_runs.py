@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from comparison.analysis import Results, Run, Summary
 from comparison.plan import QUICK
-from comparison.servers import ACKCHAT, EARLIER, REDIS, STREAMS, UVLOOP
+from comparison.servers import ACKCHAT, EARLIER, HTTP, REDIS, STREAMS, UVLOOP
 
 SERVERS = (ACKCHAT, EARLIER, UVLOOP, STREAMS, REDIS)
 
@@ -45,4 +45,29 @@ def fake_run(failures: tuple[str, ...] = ()) -> Run:
         machine={"nproc": "2", "python": "3.11.7"},
         results=fake_results(),
         failures=failures,
+    )
+
+
+def fake_http_run() -> Run:
+    """ackchat and ackchat http (with the browser's CPU): echo 50/1 in two rounds, churn in
+    one; echo 3/1 was not measured."""
+    results: Results = {
+        ACKCHAT: {
+            "echo 50/1": [summary(1, rate=100_000.0), summary(2, rate=200_000.0)],
+            "churn 50": [summary(1, rate=20_000.0)],
+        },
+        HTTP: {
+            "echo 50/1": [
+                summary(1, rate=97_000.0, browser_cpu_percent=4.0),
+                summary(2, rate=196_000.0, browser_cpu_percent=6.0),
+            ],
+            "churn 50": [summary(1, rate=18_000.0, browser_cpu_percent=10.0)],
+        },
+    }
+    return Run(
+        command="python bench/compare.py --quick --scenarios echo,churn --servers ackchat,http",
+        scale=replace(QUICK, rounds=2),
+        servers=(ACKCHAT, HTTP),
+        machine={"nproc": "2", "python": "3.11.7"},
+        results=results,
     )

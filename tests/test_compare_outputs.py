@@ -10,6 +10,7 @@ from typing import TextIO
 
 import pytest
 
+import comparison.browser
 import comparison.charts
 import comparison.cli
 from comparison import ComparisonError
@@ -162,13 +163,76 @@ def test_an_unknown_commit_is_one_sentence_before_anything_runs(
 
 @pytest.mark.parametrize(
     "arguments",
-    [["--rounds", "0"], ["--duration", "0"], ["--warmup", "-1"], ["--duration", "nan"]],
+    [
+        ["--rounds", "0"],
+        ["--duration", "0"],
+        ["--warmup", "-1"],
+        ["--duration", "nan"],
+        ["--scenarios", "echo,nosuch"],
+        ["--servers", "ackchat,nginx"],
+        ["--servers", ""],
+    ],
 )
 def test_bad_options_exit_2(arguments: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as raised:
         main(arguments)
     assert raised.value.code == 2
     assert capsys.readouterr().err.splitlines()[-1].startswith("compare.py: error: argument ")
+
+
+def test_document_refuses_a_partial_run(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as raised:
+        main(["--document", "--scenarios", "echo"])
+    assert raised.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "compare.py: error: --document records the whole comparison: leave out --scenarios"
+        " and --servers"
+    )
+
+
+def chosen_rounds(seen: dict[str, list[str]]) -> object:
+    """A stand-in for run_rounds that notes the servers and scenarios it was given."""
+
+    def run_rounds(
+        servers: Sequence[Server], plan: Sequence[Scenario], rounds: int, log: TextIO
+    ) -> tuple[Results, list[str]]:
+        seen["servers"] = [server.name for server in servers]
+        seen["plan"] = [scenario.key for scenario in plan]
+        return fake_results(), []
+
+    return run_rounds
+
+
+def test_scenarios_and_servers_restrict_the_run(
+    layout: Layout, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seen: dict[str, list[str]] = {}
+    monkeypatch.setattr(comparison.cli, "LAYOUT", layout)
+    monkeypatch.setattr(comparison.cli, "run_rounds", chosen_rounds(seen))
+    monkeypatch.setattr(comparison.browser, "missing", lambda: None)
+    monkeypatch.setattr(comparison.browser, "chromium_version", lambda: "156.0")
+    # The earlier ackchat is not among the servers, so no commit is checked out.
+    arguments = ["--quick", "--against", "no-such-commit-0", "--scenarios", "echo,churn"]
+    assert main([*arguments, "--servers", "ackchat,http"]) == 0
+    assert seen["servers"] == ["ackchat", "ackchat http"]
+    assert seen["plan"] == ["warm-up", "echo 3/1", "echo 50/1", "echo 50/16", "churn 50"]
+    (folder,) = layout.runs.iterdir()
+    assert "chromium 156.0" in (folder / "report.md").read_text(encoding="utf-8")
+    assert capsys.readouterr().err == ""
+
+
+def test_without_chromium_ackchat_http_is_left_out_with_a_note(
+    layout: Layout, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seen: dict[str, list[str]] = {}
+    monkeypatch.setattr(comparison.cli, "LAYOUT", layout)
+    monkeypatch.setattr(comparison.cli, "run_rounds", chosen_rounds(seen))
+    monkeypatch.setattr(comparison.browser, "missing", lambda: "/usr/bin/chromium is missing")
+    assert main(["--quick", "--against", "none", "--servers", "ackchat,http,uvloop"]) == 0
+    assert seen["servers"] == ["ackchat", "uvloop echo"]
+    assert capsys.readouterr().err.splitlines() == [
+        "compare.py: /usr/bin/chromium is missing, so ackchat http is left out of the comparison."
+    ]
 
 
 def test_failures_are_sentences_without_exception_names() -> None:

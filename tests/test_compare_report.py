@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from comparison.report import cell, figures_table, markdown, short, targets_table, text
-from fake_runs import fake_run
+from fake_runs import fake_http_run, fake_run
 
 SUFFIX = {"k": 10**3, "M": 10**6, "G": 10**9}
 
@@ -136,3 +136,29 @@ def test_plain_text_right_aligns_numbers_under_their_header() -> None:
     assert echo[:end].endswith("100k")
     assert not text(fake_run()).startswith("Command")
     assert "\\*" not in text(fake_run())
+
+
+def test_ackchat_http_gets_its_column_its_ratio_and_its_targets() -> None:
+    run = fake_http_run()
+    headers, rows = figures_table(run)
+    assert headers == ["figure", "unit", "ackchat", "ackchat http", "http/ackchat"]
+    echo = next(row for row in rows if row[0] == "echo 50 / 1")
+    assert echo[2:] == ["150k (100k-200k)", "146k (97k-196k)", "0.975 (0.97-0.98)"]
+    _, targets = targets_table(run)
+    result = {row[0]: row[1:] for row in targets}
+    assert result["(http) echo 50/1 ≥ 0.95x ackchat"] == ["0.975x", "met"]
+    assert result["(http) churn ≥ 0.95x ackchat"] == ["0.9x", "MISSED"]
+    assert result["(http) echo 3/1 ≥ 0.95x ackchat"] == ["-", "not measured"]
+    assert result["(1) echo 50/1 ≥ 0.65x redis"] == ["-", "not measured"]
+
+
+def test_the_http_note_says_the_browser_shares_the_machine_and_what_it_used() -> None:
+    blocks = text(fake_http_run()).split("\n\n")
+    targets = next(index for index, block in enumerate(blocks) if block.startswith("target "))
+    note = blocks[targets + 1]
+    assert note.startswith("ackchat http: the same ackchat started with --http 127.0.0.1:PORT")
+    assert "same machine (2 cores)" in note
+    assert "conservative" in note
+    assert "used 6% of a core during its scenarios (median; at most 10%)" in note
+    assert "ackchat http:" not in text(fake_run())
+    assert "http/ackchat" not in text(fake_run())

@@ -11,10 +11,12 @@ import sys
 import pytest
 
 from ackchat.bench.stats import Measurement
+from comparison.analysis import BROWSER_CPU
+from comparison.browser import serving
 from comparison.plan import QUICK, scenarios
 from comparison.processes import running
 from comparison.rounds import merge_options, run_rounds, wrong_replies
-from comparison.servers import REDIS, UVLOOP, Server, lineup
+from comparison.servers import HTTP, REDIS, UVLOOP, Server, lineup
 
 
 def test_each_server_is_talked_to_its_own_way() -> None:
@@ -62,3 +64,17 @@ def test_a_server_runs_on_a_free_port_and_is_stopped_on_the_way_out() -> None:
         os.kill(pid, 0)
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_ackchat_http_has_the_dashboard_open_and_live_while_it_is_measured() -> None:
+    http = next(server for server in lineup(None, False, dashboard=True) if server.name == HTTP)
+    with serving(http) as served:
+        assert served.dashboard is not None
+        address = ("127.0.0.1", served.port)
+        with served.during() as beside, socket.create_connection(address, timeout=5) as connection:
+            assert connection.makefile("rb").readline().startswith(b"Welcome")
+        assert beside[BROWSER_CPU] >= 0
+    # Its stdin closed, the helper found the page still live and closed the browser.
+    assert served.dashboard.process.returncode == 0
+    with pytest.raises(ProcessLookupError):
+        os.kill(served.pid, 0)

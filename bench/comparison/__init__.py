@@ -2,9 +2,10 @@
 
 ``servers`` says what is compared and how each server starts, ``plan`` which scenarios
 run at which scale, ``worktree`` checks the earlier ackchat out, ``processes`` starts and
-stops servers, ``rounds`` runs the plan, ``analysis`` turns rounds into medians and
-ratios, ``report`` into tables, ``charts`` into bar charts, ``outputs`` decides where the
-files go, ``machine`` describes the computer, ``cli`` is the command line.
+stops servers, ``browser`` keeps the dashboard open beside ackchat http, ``rounds`` runs
+the plan, ``analysis`` turns rounds into medians and ratios, ``report`` into tables,
+``charts`` into bar charts, ``outputs`` decides where the files go, ``machine``
+describes the computer, ``cli`` is the command line.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """A run's figures: each server's value round by round, and ackchat's ratios to others.
 
 A ratio is taken within a round, ackchat's figure over a reference server's measured
-minutes apart at most, so that the machine's drift between rounds cancels out.
+minutes apart at most, so that the machine's drift between rounds cancels out; so is
+ackchat http's over ackchat's (the same server with its HTTP side and the dashboard open).
 """
 
 from __future__ import annotations
@@ -11,15 +12,22 @@ from dataclasses import dataclass
 
 from ackchat.bench.stats import median
 from comparison.plan import Scale
-from comparison.servers import ACKCHAT, EARLIER, REDIS, UVLOOP
+from comparison.servers import ACKCHAT, EARLIER, HTTP, REDIS, UVLOOP
 
 # One scenario's summary from ``ackchat.bench.stats.summarize``, with its round number.
 Summary = dict[str, object]
 # results[server][scenario]: the summaries of the rounds in which it was measured.
 Results = dict[str, dict[str, list[Summary]]]
 
-# The servers ackchat's figures are divided by, and the name of each ratio.
-REFERENCES = ((REDIS, "ackchat/redis"), (UVLOOP, "ackchat/uvloop"), (EARLIER, "ackchat/earlier"))
+# Each ratio of the table: whose figures, divided by whose, and its name.
+REFERENCES = (
+    (ACKCHAT, REDIS, "ackchat/redis"),
+    (ACKCHAT, UVLOOP, "ackchat/uvloop"),
+    (ACKCHAT, EARLIER, "ackchat/earlier"),
+    (HTTP, ACKCHAT, "http/ackchat"),
+)
+# The browser's CPU (% of a core) during a scenario of ackchat http: a summary's key.
+BROWSER_CPU = "browser_cpu_percent"
 
 
 @dataclass(frozen=True)
@@ -78,7 +86,8 @@ FIGURE = {figure.label: figure for figure in FIGURES}
 
 @dataclass(frozen=True)
 class Target:
-    """A goal from issue #3 or the chat issue, met or not by the median of ackchat's figure.
+    """A goal from issue #3, #13 or the chat issue, met or not by the median of a figure of
+    ``server`` (ackchat, or ackchat http for #13's).
 
     With ``against`` the goal is on the ratio to that server, else on the figure itself.
     """
@@ -88,6 +97,7 @@ class Target:
     kind: str
     bound: float
     against: str = ""
+    server: str = ACKCHAT
 
     def met(self, value: float) -> bool:
         """Whether ``value`` (a ratio or an absolute figure) meets the bound."""
@@ -114,6 +124,13 @@ TARGETS = (
     Target(
         "(fanout) 64 in flight ≥ 0.5x redis", "fanout, 64 in flight: deliveries", "min", 0.5, REDIS
     ),
+    # Issue #13: with the HTTP side on and the dashboard open, within 5% of ackchat without.
+    Target(
+        "(http) echo 3/1 ≥ 0.95x ackchat", "echo 3 conns / 1 in flight", "min", 0.95, ACKCHAT, HTTP
+    ),
+    Target("(http) echo 50/1 ≥ 0.95x ackchat", "echo 50 / 1", "min", 0.95, ACKCHAT, HTTP),
+    Target("(http) echo 50/16 ≥ 0.95x ackchat", "echo 50 / 16", "min", 0.95, ACKCHAT, HTTP),
+    Target("(http) churn ≥ 0.95x ackchat", "churn 50 parallel", "min", 0.95, ACKCHAT, HTTP),
 )
 
 
@@ -145,9 +162,9 @@ def saturated(results: Results, server: str, figure: Figure) -> bool:
     return any(summary.get("saturated") for summary in rounds)
 
 
-def ratios(results: Results, figure: Figure, against: str) -> list[float]:
-    """ackchat's figure over ``against``'s in each round where both were measured."""
-    mine, theirs = by_round(results, ACKCHAT, figure), by_round(results, against, figure)
+def ratios(results: Results, figure: Figure, against: str, server: str = ACKCHAT) -> list[float]:
+    """``server``'s figure over ``against``'s in each round where both were measured."""
+    mine, theirs = by_round(results, server, figure), by_round(results, against, figure)
     return [mine[round_] / theirs[round_] for round_ in mine if theirs.get(round_)]
 
 
@@ -155,11 +172,21 @@ def target_value(results: Results, target: Target) -> float | None:
     """The median that ``target`` is judged on, or None when it was not measured."""
     figure = FIGURE[target.figure]
     numbers = (
-        ratios(results, figure, target.against)
+        ratios(results, figure, target.against, target.server)
         if target.against
-        else values(results, ACKCHAT, figure)
+        else values(results, target.server, figure)
     )
     return median(numbers) if numbers else None
+
+
+def browser_cpu(results: Results) -> list[float]:
+    """The browser's CPU (% of a core) in each scenario and round of ackchat http."""
+    return [
+        number(summary[BROWSER_CPU])
+        for rounds in results.get(HTTP, {}).values()
+        for summary in rounds
+        if BROWSER_CPU in summary
+    ]
 
 
 def add_cold_ratios(results: Results) -> None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from ackchat.bench.stats import median
 from comparison.analysis import FIGURE, Figure, Results, Run, values
 from comparison.report import short
-from comparison.servers import ACKCHAT, EARLIER, REDIS, STREAMS, UVLOOP
+from comparison.servers import ACKCHAT, EARLIER, HTTP, REDIS, STREAMS, UVLOOP
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure as Chart
@@ -34,6 +34,7 @@ COLUMNS = 3
 # One colour per server, the same in every panel whichever servers a panel shows.
 COLOURS = {
     ACKCHAT: "tab:red",
+    HTTP: "tab:orange",
     EARLIER: "tab:pink",
     UVLOOP: "tab:blue",
     STREAMS: "tab:gray",

@@ -11,28 +11,31 @@ import argparse
 import shlex
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
 from ackchat.bench.runner import raise_open_files_limit
-from comparison import ROOT, ComparisonError, charts, report
+from comparison import ROOT, ComparisonError, browser, charts, report
 from comparison.analysis import Run
 from comparison.machine import describe
 from comparison.outputs import Layout, check_document, save
-from comparison.plan import FULL, QUICK, choose_scale, scenarios
+from comparison.plan import FULL, QUICK, choose_scale, chosen, scenario_names, scenarios
 from comparison.rounds import run_rounds
-from comparison.servers import BEFORE_CHAT, lineup
+from comparison.servers import BEFORE_CHAT, EARLIER, HTTP, REDIS, SHORT_NAMES, lineup
 from comparison.worktree import earlier_checkout
 
 DESCRIPTION = """\
-Compare ackchat with redis-server (if installed), two bare echo servers and an earlier
-ackchat: each server is started in turn, round after round, and the same scenarios of
-ackchat's load generator run against each. The report (median of the rounds, min-max,
-ackchat's ratios to the others within each round), the JSON of every round and a chart go
-to a new folder, bench/runs/<UTC time>/, whose path is printed at the end; --document
-writes them to docs/BENCHMARKS.md and bench/results/ instead."""
+Compare ackchat with redis-server (if installed), two bare echo servers, an earlier
+ackchat and ackchat with its HTTP side and the dashboard open in headless chromium (if
+chromium and Playwright are installed): each server is started in turn, round after
+round, and the same scenarios of ackchat's load generator run against each. The report
+(median of the rounds, min-max, ackchat's ratios to the others within each round), the
+JSON of every round and a chart go to a new folder, bench/runs/<UTC time>/, whose path is
+printed at the end; --document writes them to docs/BENCHMARKS.md and bench/results/
+instead. --scenarios and --servers make a shorter run of some of it, e.g. issue #13's
+check: --quick --scenarios echo,churn --servers ackchat,http."""
 INSTALL = "pip install -e '.[bench]'"
 LAYOUT = Layout(ROOT)
 
@@ -61,6 +64,21 @@ def positive_seconds(text: str) -> float:
     if value == 0:
         raise argparse.ArgumentTypeError("a measurement needs more than 0 seconds")
     return value
+
+
+def names_list(choices: Sequence[str]) -> Callable[[str], list[str]]:
+    """An argparse type: a comma-separated list of some of ``choices``."""
+
+    def parse(text: str) -> list[str]:
+        names = [name.strip() for name in text.split(",") if name.strip()]
+        unknown = [name for name in names if name not in choices]
+        if unknown or not names:
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: choose among {', '.join(choices)} (comma-separated)"
+            )
+        return names
+
+    return parse
 
 
 def parser() -> argparse.ArgumentParser:
@@ -104,6 +122,23 @@ def parser() -> argparse.ArgumentParser:
             f" (default {BEFORE_CHAT}, the last before chat; 'none' to skip)"
         ),
     )
+    parser.add_argument(
+        "--scenarios",
+        type=names_list(scenario_names(scenarios(QUICK))),
+        default=[],
+        metavar="LIST",
+        help=(
+            "run only these scenarios (comma-separated: a group such as echo, churn,"
+            " fanout, or one scenario such as 'echo 50/1'); default all"
+        ),
+    )
+    parser.add_argument(
+        "--servers",
+        type=names_list(list(SHORT_NAMES)),
+        default=[],
+        metavar="LIST",
+        help=f"run only these servers (comma-separated: {', '.join(SHORT_NAMES)}); default all",
+    )
     return parser
 
 
@@ -115,6 +150,7 @@ def warn(sentence: str) -> None:
 def compare(arguments: argparse.Namespace, command: str) -> int:
     """Measure, write the files where they belong, print the report; the exit code."""
     scale = choose_scale(arguments.quick, arguments.rounds, arguments.duration, arguments.warmup)
+    wanted = {SHORT_NAMES[name] for name in arguments.servers} or set(SHORT_NAMES.values())
     if arguments.document:
         if not charts.available():
             raise ComparisonError(f"--document needs matplotlib for the chart: {INSTALL}.")
@@ -122,17 +158,27 @@ def compare(arguments: argparse.Namespace, command: str) -> int:
     elif not charts.available():
         warn(f"matplotlib is not installed, so this run draws no chart ({INSTALL}).")
     redis = shutil.which("redis-server") is not None
-    if not redis:
+    if not redis and REDIS in wanted:
         warn("redis-server is not installed, so it is left out of the comparison.")
+    missing = browser.missing() if HTTP in wanted else None
+    if missing is not None:
+        warn(f"{missing}, so {HTTP} is left out of the comparison.")
     raise_open_files_limit()
     machine = describe()
+    if HTTP in wanted and missing is None:
+        machine["chromium"] = browser.chromium_version()
     with ExitStack() as stack:
         earlier: Path | None = None
-        if arguments.against.lower() != "none":
+        if arguments.against.lower() != "none" and EARLIER in wanted:
             earlier, commit = stack.enter_context(earlier_checkout(arguments.against))
             machine["earlier ackchat"] = commit
-        servers = lineup(earlier, redis)
-        results, failures = run_rounds(servers, scenarios(scale), scale.rounds, sys.stderr)
+        servers = [
+            server
+            for server in lineup(earlier, redis, dashboard=missing is None)
+            if server.name in wanted
+        ]
+        plan = chosen(scenarios(scale), arguments.scenarios)
+        results, failures = run_rounds(servers, plan, scale.rounds, sys.stderr)
     names = tuple(server.name for server in servers)
     run = Run(command, scale, names, machine, results, tuple(failures))
     tracked = arguments.document and not failures
@@ -161,7 +207,12 @@ def sentence(error: Exception) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the comparison as ``python bench/compare.py`` with ``argv``; the exit code."""
-    arguments = parser().parse_args(argv)
+    options = parser()
+    arguments = options.parse_args(argv)
+    if arguments.document and (arguments.scenarios or arguments.servers):
+        options.error(
+            "--document records the whole comparison: leave out --scenarios and --servers"
+        )
     given = sys.argv[1:] if argv is None else list(argv)
     command = shlex.join(["python", "bench/compare.py", *given])
     try:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 
 from ackchat.settings import BenchSettings
-from comparison.servers import ACKCHAT, EARLIER, REDIS
+from comparison.servers import ACKCHAT, EARLIER, HTTP, REDIS
 
 # Run after the cold start to warm the server up; not recorded.
 WARM_UP = "warm-up"
+# The variants of ackchat that run the hot paths only (plain ACK and connect/exit).
+HOT_ONLY = (EARLIER, HTTP)
 
 
 @dataclass(frozen=True)
@@ -66,16 +69,21 @@ class Scenario:
 
     key: str
     options: BenchSettings
-    # The servers it runs against, besides the earlier ackchat (all when empty).
+    # The servers it runs against, besides the hot-path variants (all when empty).
     only: tuple[str, ...] = ()
-    # Whether the earlier ackchat runs it too (the hot paths, plain ACK and connect/exit).
-    earlier: bool = False
+    # Whether the hot-path variants (HOT_ONLY) run it too: plain ACK and connect/exit.
+    hot: bool = False
 
     def applies_to(self, server: str) -> bool:
         """Whether this scenario runs against ``server``."""
-        if server == EARLIER:
-            return self.earlier
+        if server in HOT_ONLY:
+            return self.hot
         return not self.only or server in self.only
+
+    @property
+    def group(self) -> str:
+        """The first word of its key, which ``--scenarios`` may name: echo, fanout..."""
+        return self.key.split()[0]
 
 
 # Room fan-out, against ackchat's rooms and redis-server's PUBLISH with the same load.
@@ -109,12 +117,12 @@ def scenarios(scale: Scale) -> list[Scenario]:
     echo = replace(timed, scenario="echo")
     return [
         Scenario("cold", replace(echo, connections=50, warmup=0.0, duration=scale.cold)),
-        Scenario(WARM_UP, replace(echo, connections=50, pipeline=4, warmup=0.0), earlier=True),
-        Scenario("echo 3/1", replace(echo, connections=3), earlier=True),
-        Scenario("echo 50/1", replace(echo, connections=50), earlier=True),
-        Scenario("echo 50/16", replace(echo, connections=50, pipeline=16), earlier=True),
+        Scenario(WARM_UP, replace(echo, connections=50, pipeline=4, warmup=0.0), hot=True),
+        Scenario("echo 3/1", replace(echo, connections=3), hot=True),
+        Scenario("echo 50/1", replace(echo, connections=50), hot=True),
+        Scenario("echo 50/16", replace(echo, connections=50, pipeline=16), hot=True),
         Scenario("idle", replace(timed, scenario="idle", connections=scale.idle, duration=2.0)),
-        Scenario("churn 50", replace(timed, scenario="connect", connections=50), earlier=True),
+        Scenario("churn 50", replace(timed, scenario="connect", connections=50), hot=True),
         Scenario(
             "status",
             replace(timed, scenario="status", connections=10, cache_fill=scale.cache),
@@ -135,3 +143,22 @@ def scenarios(scale: Scale) -> list[Scenario]:
             (ACKCHAT,),
         ),
     ]
+
+
+def chosen(plan: Sequence[Scenario], names: Collection[str]) -> list[Scenario]:
+    """The scenarios of ``plan`` named by key or group (``echo``, ``echo 50/1``), and the
+    warm-up before them; the whole plan when ``names`` is empty."""
+    if not names:
+        return list(plan)
+    return [
+        scenario
+        for scenario in plan
+        if scenario.key == WARM_UP or scenario.key in names or scenario.group in names
+    ]
+
+
+def scenario_names(plan: Sequence[Scenario]) -> list[str]:
+    """What ``--scenarios`` accepts: every group, then every key that is not one."""
+    named = [scenario for scenario in plan if scenario.key != WARM_UP]
+    groups = dict.fromkeys(scenario.group for scenario in named)
+    return [*groups, *(scenario.key for scenario in named if scenario.key not in groups)]

@@ -85,3 +85,18 @@ def running(server: Server) -> Iterator[tuple[int, int]]:
             yield port, process.pid
         finally:
             stop(process)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of process ``pid`` so far, from /proc/PID/stat.
+
+    Raises ComparisonError when the process is gone (or this is not Linux).
+    """
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        raise ComparisonError(f"the CPU time of process {pid} cannot be read.") from None
+    # After the command's closing parenthesis: state is field 3, utime 14, stime 15.
+    ticks = int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")

@@ -16,12 +16,13 @@ from comparison.analysis import (
     REFERENCES,
     TARGETS,
     Run,
+    browser_cpu,
     ratios,
     saturated,
     target_value,
     values,
 )
-from comparison.servers import ACKCHAT
+from comparison.servers import ACKCHAT, HTTP
 
 MARK = "*"
 SIGNIFICANT = 3
@@ -60,16 +61,20 @@ def cell(numbers: Sequence[float], mark: bool = False) -> str:
 
 
 def figures_table(run: Run) -> Table:
-    """Each figure for each server, then ackchat's ratio to each reference server run."""
-    against = [(name, label) for name, label in REFERENCES if name in run.servers]
-    headers = ["figure", "unit", *run.servers, *(label for _, label in against)]
+    """Each figure for each server, then each ratio between two servers that both ran."""
+    against = [
+        (server, name, label)
+        for server, name, label in REFERENCES
+        if server in run.servers and name in run.servers
+    ]
+    headers = ["figure", "unit", *run.servers, *(label for _, _, label in against)]
     rows = []
     for figure in FIGURES:
         row = [figure.label, figure.unit]
         for server in run.servers:
             numbers = values(run.results, server, figure)
             row.append(cell(numbers, saturated(run.results, server, figure)))
-        row.extend(cell(ratios(run.results, figure, name)) for name, _ in against)
+        row.extend(cell(ratios(run.results, figure, name, server)) for server, name, _ in against)
         rows.append(row)
     return headers, rows
 
@@ -85,7 +90,7 @@ def targets_table(run: Run) -> Table:
         unit = FIGURE[target.figure].unit
         suffix = "x" if target.against or unit == "x" else f" {unit}"
         rows.append([target.label, short(value) + suffix, "met" if target.met(value) else "MISSED"])
-    return ["target (issue #3, chat issue)", ACKCHAT, "result"], rows
+    return ["target (issues #3, #13, chat)", ACKCHAT, "result"], rows
 
 
 def marked(table: Table) -> bool:
@@ -103,6 +108,25 @@ def scale_note(run: Run) -> str:
         f" in one room (and to 100 and 10), 64 messages in flight (redis: PUBLISH to as"
         f" many subscribers); messages sent {scale.messages:,} lines through one connection."
     )
+
+
+def http_note(run: Run) -> str:
+    """What ackchat http is, and what its browser cost the machine it shared."""
+    note = (
+        f"{HTTP}: the same ackchat started with --http 127.0.0.1:PORT, with the dashboard"
+        " open in headless chromium and live (connected to its feed, updates arriving)"
+        " throughout its scenarios; the (http) targets are its figures over ackchat's,"
+        " within each round. The browser runs on the same machine"
+        f" ({run.machine.get('nproc', '?')} cores) as the server and the load generator,"
+        " so these ratios are conservative."
+    )
+    cpu = browser_cpu(run.results)
+    if cpu:
+        note += (
+            f" The browser (chromium and Playwright's driver) used {short(median(cpu))}% of a"
+            f" core during its scenarios (median; at most {short(max(cpu))}%)."
+        )
+    return note
 
 
 def rounds_line(run: Run) -> str:
@@ -124,6 +148,8 @@ def render(run: Run, as_markdown: bool) -> list[str]:
         )
     blocks.append(scale_note(run))
     blocks.append(table(*targets_table(run)))
+    if HTTP in run.servers:
+        blocks.append(http_note(run))
     if run.failures:
         failed = "\n".join(f"- {failure}" for failure in run.failures)
         blocks.append(f"Failed, so left out of the figures:\n\n{failed}")

@@ -16,8 +16,8 @@ from ackchat.bench.stats import Measurement, summarize
 from ackchat.settings import BenchSettings
 from comparison import ComparisonError
 from comparison.analysis import Results, add_cold_ratios
+from comparison.browser import serving
 from comparison.plan import WARM_UP, Scenario
-from comparison.processes import running
 from comparison.servers import Server
 
 
@@ -48,16 +48,18 @@ def wrong_replies(measurement: Measurement) -> str | None:
 def run_server(
     server: Server, plan: Sequence[Scenario], number: int, results: Results, log: TextIO
 ) -> list[str]:
-    """Start ``server``, run each scenario of the plan that applies; returns the failures."""
+    """Start ``server`` (and the dashboard on it, for ackchat http), run each scenario of
+    the plan that applies; returns the failures."""
     failures = []
-    with running(server) as (port, pid):
+    with serving(server) as served:
         for scenario in plan:
             if not scenario.applies_to(server.name):
                 continue
             print(f"  {server.name}: {scenario.key}", file=log, flush=True)
-            options = merge_options(server.load, scenario.options, port, pid)
+            options = merge_options(server.load, scenario.options, served.port, served.pid)
             try:
-                measurement = run_bench_options(options)
+                with served.during() as beside:
+                    measurement = run_bench_options(options)
             except BenchFailedError as error:
                 problem: str | None = str(error).rstrip(".")
             else:
@@ -67,7 +69,7 @@ def run_server(
                 print(f"  {failure}", file=log, flush=True)
                 failures.append(failure)
             elif scenario.key != WARM_UP:
-                summary = {**summarize(measurement), "round": number}
+                summary = {**summarize(measurement), **beside, "round": number}
                 results.setdefault(server.name, {}).setdefault(scenario.key, []).append(summary)
     return failures
 

@@ -15,6 +15,8 @@ from ackchat.settings import BenchSettings
 from comparison import ROOT
 
 ACKCHAT = "ackchat"
+# ackchat with its HTTP side on, and the dashboard open on it in a browser (issue #13).
+HTTP = "ackchat http"
 EARLIER = "ackchat earlier"
 UVLOOP = "uvloop echo"
 STREAMS = "streams echo"
@@ -36,6 +38,8 @@ class Server:
     load: BenchSettings = field(default_factory=BenchSettings)
     # PYTHONPATH for the server process: which ackchat source tree runs.
     source: Path | None = None
+    # Whether it also serves ``--http`` with the dashboard open on it in a browser.
+    dashboard: bool = False
 
 
 def ackchat_command(port: int) -> list[str]:
@@ -52,6 +56,11 @@ def earlier_command(port: int) -> list[str]:
     """
     rate = ["--rate-limit", "200000", "--rate-burst", "400000"]
     return [*ackchat_command(port), *rate]
+
+
+def with_http(command: Callable[[int], list[str]], http_port: int) -> Callable[[int], list[str]]:
+    """``command`` serving the HTTP side (admin API, dashboard) on 127.0.0.1:``http_port`` too."""
+    return lambda port: [*command(port), "--http", f"127.0.0.1:{http_port}"]
 
 
 def baseline_command(script: str) -> Callable[[int], list[str]]:
@@ -71,13 +80,27 @@ def redis_command(port: int) -> list[str]:
 LINE = BenchSettings(line_protocol=True)
 
 
-def lineup(earlier: Path | None, redis: bool) -> list[Server]:
-    """The servers of a round in the order they run: ackchat, the earlier one, the rest.
+# Each server's name on the command line (``--servers``).
+SHORT_NAMES = {
+    "ackchat": ACKCHAT,
+    "http": HTTP,
+    "earlier": EARLIER,
+    "uvloop": UVLOOP,
+    "streams": STREAMS,
+    "redis": REDIS,
+}
+
+
+def lineup(earlier: Path | None, redis: bool, dashboard: bool = False) -> list[Server]:
+    """The servers of a round in the order they run: ackchat (and with ``dashboard``,
+    ackchat with its HTTP side and the dashboard open), the earlier one, the rest.
 
     ``earlier`` is the earlier ackchat's worktree (None: not compared); ``redis`` says
-    whether redis-server is installed.
+    whether redis-server is installed, ``dashboard`` whether chromium and Playwright are.
     """
     servers = [Server(ACKCHAT, ackchat_command, source=ROOT / "src")]
+    if dashboard:
+        servers.append(Server(HTTP, ackchat_command, source=ROOT / "src", dashboard=True))
     if earlier is not None:
         servers.append(Server(EARLIER, earlier_command, source=earlier / "src"))
     servers.append(Server(UVLOOP, baseline_command("echo_uvloop.py"), LINE))
