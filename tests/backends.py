@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import redis.asyncio
 
-from ackchat.backend.interface import BackendUnavailableError, Clock
+from ackchat.backend.interface import BackendUnavailableError, Clock, SettingsListener
 from ackchat.backend.memory import MemoryBackend
 from ackchat.backend.pending import Pending
 from ackchat.backend.redis.backend import RedisBackend
@@ -66,6 +66,10 @@ class DeferredBackend:
 
     async def close(self) -> None:
         await self.inner.close()
+
+    def watch_settings(self, listener: SettingsListener) -> None:
+        """Not an operation with an answer: the listener is the inner backend's at once."""
+        self.inner.watch_settings(listener)
 
     def __getattr__(self, operation: str) -> Callable[..., Pending[Any]]:
         method = getattr(self.inner, operation)

@@ -141,3 +141,10 @@ async def flood_without_reading(port: int, chunk: bytes, limit: int) -> int:
     finally:
         flooder.close()
     return sent
+
+
+async def renamed(client: LineClient, name: str) -> LineClient:
+    """``client`` once greeted and renamed ``name`` with ``/nick``, as a user of ``nc`` is."""
+    await client.greeting()
+    assert await client.ask(f"/nick {name}") == f"You are now {name}."
+    return client

@@ -922,3 +922,89 @@ async def test_history_sizes_change_while_running_and_drop_the_oldest_at_once(
     await answer(backend, backend.say("Ann", "dev", "m6"))
     room = await answer(backend, backend.history("Ann", "dev", None, 100))
     assert texts(room.events) == ["m3", "m4", "m5", "m6"]
+
+
+# Kicks
+
+
+class Kickable(Inbox):
+    """A peer that ends its own session when kicked, as a server's session does: it says
+    goodbye and records its departure as ``kicked`` through ``leave``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.leave: Callable[[], object] = lambda: None
+        self.kicks = 0
+
+    def kick(self) -> bool:
+        self.kicks += 1
+        self.leave()
+        return True
+
+
+async def test_a_kick_disconnects_a_connected_client_and_records_kicked(
+    open_backend: OpenBackend,
+) -> None:
+    backend = await open_backend(max_clients=4, resume_grace=60.0)
+    peer = Kickable()
+    admitted = await answer(backend, backend.admit("192.0.2.4:5", peer))
+    assert admitted is not None
+    name = await answer(backend, backend.rename(admitted.record.name, "Kim"))
+    peer.leave = lambda: backend.depart(name, DisconnectReason.KICKED, hold=False)
+    plain = await connect(backend, "Pat")
+    stays = await connect(backend, "Sam")
+
+    kicked = await answer(backend, backend.kick("KIM"))
+    assert kicked is not None
+    assert (kicked.name, kicked.address, kicked.earlier_names) == (
+        "Kim",
+        "192.0.2.4:5",
+        ("Client01",),
+    )
+    assert peer.kicks == 1
+    # A peer that cannot end its session itself is told why, and the backend records it.
+    pat = await answer(backend, backend.kick("pat"))
+    assert pat is not None
+    assert pat.name == "Pat"
+    assert plain.inbox.lines == ["Disconnected by the server's operator. Goodbye."]
+
+    status = await answer(backend, backend.snapshot(None))
+    assert [(record.name, record.reason) for record in status.sessions] == [
+        ("Kim", DisconnectReason.KICKED),
+        ("Pat", DisconnectReason.KICKED),
+        ("Sam", None),
+    ]
+    # Kicked clients are not held for /resume: their names are free at once.
+    spare = await connect(backend)
+    assert await refusal(backend, backend.resume, plain.token, spare.name, Inbox()) == (
+        UNKNOWN_TOKEN
+    )
+    assert await answer(backend, backend.rename(spare.name, "kim")) == "kim"
+    assert [name for name, _ in await answer(backend, backend.who())] == ["Sam", "kim"]
+    assert stays.inbox.lines == []
+
+
+async def test_a_kick_of_a_name_connected_nowhere_finds_nothing(
+    open_backend: OpenBackend,
+) -> None:
+    backend = await open_backend(max_clients=3, resume_grace=60.0)
+    await connect(backend, "Held")
+    gone = await connect(backend, "Gone")
+    await answer(backend, backend.depart("Held", DisconnectReason.RESET, True))
+    await answer(backend, backend.depart("Gone", DisconnectReason.EXIT, False))
+
+    for name in ("Held", "gone", "nobody", "Client01"):
+        assert await answer(backend, backend.kick(name)) is None
+    assert gone.inbox.lines == []
+    status = await answer(backend, backend.snapshot(None))
+    assert [record.reason for record in status.sessions] == [
+        DisconnectReason.RESET,
+        DisconnectReason.EXIT,
+    ]
+
+
+async def test_shared_live_settings_are_taken(open_backend: OpenBackend) -> None:
+    backend = await open_backend()
+    changes = {"idle_timeout": 30.0, "rate_limit": 5.0, "rate_burst": 10, "rate_strikes": 3}
+    await answer(backend, backend.share_settings(changes))
+    assert await answer(backend, backend.admit("127.0.0.1:1", Inbox())) is not None

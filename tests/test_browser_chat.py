@@ -4,49 +4,24 @@ connection resumed."""
 
 from __future__ import annotations
 
-from playwright.async_api import Page, expect
+from playwright.async_api import expect
 
-from adminhttp import AdminFactory, AdminUnderTest, admin_api
-from browser import BROWSER_LOOP, SHOWN_WITHIN, Pages, chromium, pages
+from adminhttp import AdminFactory, admin_api
+from browser import BROWSER_LOOP, MARKUP, SHOWN_WITHIN, Pages, chat, chromium, pages, say
 from conftest import ClientFactory
-from lineclient import LineClient
+from lineclient import renamed
 
 __all__ = ["admin_api", "chromium", "pages"]  # The fixtures, imported to be used here.
 
 pytestmark = BROWSER_LOOP
-
-MARKUP = '<script>window.injected = 1</script><img src=x onerror="window.injected = 2">'
-
-
-async def chat(pages: Pages, admin: AdminUnderTest, name: str) -> Page:
-    """The chat page, greeted and renamed to ``name``."""
-    page = await pages.open(admin.url + "/chat")
-    await expect(page.locator("#state")).to_have_text("connected", timeout=SHOWN_WITHIN)
-    await say(page, f"/nick {name}")
-    await expect(page.locator("#me")).to_have_text(name)
-    return page
-
-
-async def say(page: Page, line: str) -> None:
-    """Type ``line`` and press Enter."""
-    await page.fill("#line", line)
-    await page.press("#line", "Enter")
-
-
-async def netcat(connect: ClientFactory, admin: AdminUnderTest, name: str) -> LineClient:
-    """A TCP user, as with ``nc``, renamed to ``name``."""
-    client = await connect(admin.server)
-    await client.greeting()
-    assert await client.ask(f"/nick {name}") == f"You are now {name}."
-    return client
 
 
 async def test_a_browser_user_and_a_netcat_user_exchange_direct_and_room_messages(
     admin_api: AdminFactory, connect: ClientFactory, pages: Pages
 ) -> None:
     admin = await admin_api()
-    page = await chat(pages, admin, "webber")
-    nc = await netcat(connect, admin, "netty")
+    page = await chat(pages, admin.url, "webber")
+    nc = await renamed(await connect(admin.server), "netty")
     await say(page, "/msg netty hello from the web")
     assert (await nc.read_line()).endswith(" direct webber>netty: hello from the web")
     await expect(page.locator("#log .reply").last).to_have_text("/msg netty hello from the web ACK")
@@ -75,9 +50,9 @@ async def test_markup_from_users_is_shown_as_text_and_never_run_on_both_pages(
     admin_api: AdminFactory, connect: ClientFactory, pages: Pages
 ) -> None:
     admin = await admin_api()
-    page = await chat(pages, admin, "webber")
+    page = await chat(pages, admin.url, "webber")
     await say(page, "/join lobby")
-    nc = await netcat(connect, admin, "netty")
+    nc = await renamed(await connect(admin.server), "netty")
     await nc.send("/join lobby")
     await nc.reply_block()
     for line in (f"/say lobby {MARKUP}", f"/msg webber {MARKUP}", f"/all {MARKUP}"):
@@ -105,8 +80,8 @@ async def test_names_rooms_and_commands_complete_with_tab(
     admin_api: AdminFactory, connect: ClientFactory, pages: Pages
 ) -> None:
     admin = await admin_api()
-    page = await chat(pages, admin, "webber")
-    nc = await netcat(connect, admin, "netty")
+    page = await chat(pages, admin.url, "webber")
+    nc = await renamed(await connect(admin.server), "netty")
     for room in ("ops", "lobby"):
         await nc.send(f"/join {room}")
         await nc.reply_block()
@@ -123,9 +98,9 @@ async def test_a_lost_connection_is_resumed_with_what_was_missed(
     admin_api: AdminFactory, connect: ClientFactory, pages: Pages
 ) -> None:
     admin = await admin_api()
-    page = await chat(pages, admin, "webber")
+    page = await chat(pages, admin.url, "webber")
     await say(page, "/join lobby")
-    nc = await netcat(connect, admin, "netty")
+    nc = await renamed(await connect(admin.server), "netty")
     await nc.send("/join lobby")
     await nc.reply_block()
     (connection,) = [each for each in admin.server.connections if each.name == "webber"]

@@ -6,28 +6,17 @@ from __future__ import annotations
 
 import re
 
-from playwright.async_api import Page, expect
+from playwright.async_api import expect
 
 from ackchat.protocol import replies
 from adminhttp import TOKEN, AdminFactory, AdminUnderTest, admin_api
-from browser import BROWSER_LOOP, SHOWN_WITHIN, Pages, chromium, pages
+from browser import BROWSER_LOOP, SHOWN_WITHIN, Pages, chromium, dashboard, pages
 from conftest import ClientFactory
 from lineclient import LineClient
 
 __all__ = ["admin_api", "chromium", "pages"]  # The fixtures, imported to be used here.
 
 pytestmark = BROWSER_LOOP
-
-
-async def dashboard(pages: Pages, admin: AdminUnderTest, token: str | None = None) -> Page:
-    """The dashboard, once its feed is live (with the admin token entered, if given)."""
-    page = await pages.open(admin.url + "/")
-    await expect(page.locator("#live")).to_have_text("live", timeout=SHOWN_WITHIN)
-    if token is not None:
-        await page.fill("#token", token)
-        await page.click("#token-form button")
-        await expect(page.locator("#token-state")).to_have_text("token set (this tab only)")
-    return page
 
 
 async def greeted(connect: ClientFactory, admin: AdminUnderTest) -> LineClient:
@@ -40,7 +29,7 @@ async def test_three_tcp_clients_are_shown_within_a_second(
     admin_api: AdminFactory, connect: ClientFactory, pages: Pages
 ) -> None:
     admin = await admin_api()
-    page = await dashboard(pages, admin)
+    page = await dashboard(pages, admin.url)
     clients = [await greeted(connect, admin) for _ in range(3)]
     rows = page.locator("#client-rows tr")
     await expect(rows).to_have_count(3, timeout=1000)
@@ -57,7 +46,7 @@ async def test_the_page_kicks_a_client_which_sees_why(
 ) -> None:
     admin = await admin_api()
     clients = [await greeted(connect, admin) for _ in range(3)]
-    page = await dashboard(pages, admin)
+    page = await dashboard(pages, admin.url)
     kick = page.locator('#client-rows tr[data-name="Client02"] button')
     await kick.click()
     await expect(page.locator("#result")).to_have_text("Enter the admin token first.")
@@ -85,7 +74,7 @@ async def test_the_page_raises_max_clients_and_a_fourth_client_is_admitted(
         await greeted(connect, admin)
     turned_away = await connect(admin.server)
     assert await turned_away.read_line() == replies.SERVER_FULL
-    page = await dashboard(pages, admin, TOKEN)
+    page = await dashboard(pages, admin.url, TOKEN)
     await expect(page.locator("#max-clients")).to_have_value("3")
     await page.fill("#max-clients", "4")
     await page.click("#max-form button")
@@ -105,7 +94,7 @@ async def test_the_list_is_bounded_and_searchable(
     admin = await admin_api(max_clients=150)
     for _ in range(150):
         await greeted(connect, admin)
-    page = await dashboard(pages, admin)
+    page = await dashboard(pages, admin.url)
     await expect(page.locator("#client-rows tr")).to_have_count(100)
     await expect(page.locator("#clients-more")).to_have_text(
         "Showing 100 of 150: search to narrow."

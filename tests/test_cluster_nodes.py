@@ -10,7 +10,8 @@ after their clients left, a session lost or drained on one node resumes on anoth
 HAProxy, configured as docs/CLUSTER.md says, spreads clients over nodes that chat with
 each other. The names, admission and chat tests run on a single redis-server and on a
 Redis Cluster of three masters (tests/rediscluster.py), with the nodes pointed at the
-master that owns the cluster's hash slot; the last test points them at the others.
+master that owns the cluster's hash slot; the last test points them at the others,
+which redirect them to it (tests/test_redis_moved.py moves the slot under running nodes).
 """
 
 from __future__ import annotations
@@ -562,11 +563,6 @@ async def test_clients_through_haproxy_land_on_different_nodes_and_chat(
 # Redis Cluster: which master a node is given
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not built yet: the backend does not follow MOVED to the master that owns the"
-    " cluster's slot (issue 12, 'Beyond one Redis'); strict, so it fails once it works",
-)
 async def test_nodes_given_any_master_of_a_redis_cluster_reach_the_clusters_keys(
     nodes: Nodes, clients: Clients, redis_cluster: RedisCluster
 ) -> None:
@@ -584,3 +580,7 @@ async def test_nodes_given_any_master_of_a_redis_cluster_reach_the_clusters_keys
         "/msg ann across the Redis Cluster ACK"
     )
     await heard(ann.client, ("Bob>Ann", "across the Redis Cluster"))
+    # Each logged, before it listened, where the cluster's slot is.
+    said = f"the Redis Cluster master at 127.0.0.1:{owner} holds the cluster's slot"
+    for node in (first, second):
+        assert any(said in line for line in node.log), node.log

@@ -21,7 +21,8 @@ actions:
                    (--all: the whole cache)
   clients          the connected clients: address, connected since, idle time, lines
                    in and out, rooms
-  kick NAME        disconnect a client (recorded as 'kicked')
+  kick NAME        disconnect a client (recorded as 'kicked'); in a cluster, on
+                   whichever node it is connected
   set KEY VALUE    change a live setting: max_clients, idle_timeout, rate_limit,
                    rate_burst, rate_strikes, history_limit, status_recent, room_history,
                    direct_history (lowering max_clients disconnects nobody)

@@ -18,13 +18,20 @@ for what is shown, monotonic time for every deadline.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 from ackchat.backend.pending import Result
 from ackchat.chat.hub import ChatEvent, HistoryPage, Peer, Resumed
 from ackchat.errors import AckchatError
+from ackchat.protocol import replies
 from ackchat.records import DisconnectReason, SessionRecord, StatusSnapshot
+
+# A live setting's value, as backends share them: an integer or a number of seconds.
+SettingValue = int | float
+# Told of live settings the service changed elsewhere (Backend.watch_settings).
+SettingsListener = Callable[[Mapping[str, SettingValue]], None]
 
 
 class BackendUnavailableError(AckchatError):
@@ -50,6 +57,27 @@ class Evictable(Protocol):
     def evict(self, farewell: bytes) -> None:
         """Send ``farewell`` and close the connection; the backend has no session of it
         any more, so there is no departure to record."""
+
+
+class Kickable(Protocol):
+    """A peer an operator may disconnect, as a server's session is: it says goodbye,
+    closes and records its departure as ``kicked`` itself. A backend asks a peer for
+    ``kick`` only if it has one (see :func:`kick_peer`)."""
+
+    def kick(self) -> bool:
+        """Disconnect the client as kicked; False if its session is ending already."""
+
+
+def kick_peer(
+    kick: Callable[[], bool] | None, deliver: Callable[[bytes], None], depart: Callable[[], object]
+) -> bool:
+    """Disconnect a peer as kicked: through its own ``kick`` if it has one, else by
+    sending it the farewell and recording its departure with ``depart``."""
+    if kick is not None:
+        return kick()
+    deliver(replies.line(replies.KICKED))
+    depart()
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +109,25 @@ class Backend(Protocol):
     ) -> Result[None]:
         """Change how many departed sessions, room messages and direct messages per client
         are kept; lowering a size drops the oldest entries at once (departed sessions
-        dropped so count in ``status`` as dropped from the cache)."""
+        dropped so count in ``status`` as dropped from the cache). In a cluster the
+        sizes are every node's (see :meth:`watch_settings`)."""
+
+    def share_settings(self, values: Mapping[str, SettingValue]) -> Result[None]:
+        """Live settings changed on this server (the idle timeout, the rate limits...):
+        make them the service's; in a cluster every node hears of it and runs with them.
+        The history sizes are shared by :meth:`set_history_sizes`."""
+
+    def watch_settings(self, listener: SettingsListener) -> None:
+        """Call ``listener`` with the live settings (by name, ``max_clients`` aside) that
+        the service runs with whenever they change without this server: in a cluster,
+        set on any node, or the cluster's own when this node joins it. A backend of one
+        server never calls it: nothing changes without it."""
+
+    def kick(self, name: str) -> Result[SessionRecord | None]:
+        """An operator disconnects the client called ``name`` (any case), wherever it is
+        connected: its server closes it as kicked (:func:`kick_peer`). Answers its
+        session record, or None if no client of that name is connected anywhere (held
+        sessions are not connected)."""
 
     def admit(self, address: str, peer: Peer) -> Result[Admitted | None]:
         """Take a slot and a number for a new client, or count a rejection (None) if full."""

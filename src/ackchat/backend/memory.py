@@ -3,14 +3,18 @@
 It joins the registry (slots, numbers, the cache of sessions) and the chat hub (names,
 rooms, messages, held sessions) behind the backend interface, and answers every
 operation at once. Names have one authority here: the hub checks a new name (its
-rules, and nobody else holding it in any case) before the registry records it.
+rules, and nobody else holding it in any case) before the registry records it. A kick
+finds the client's peer here: every client is this server's.
 """
 
 from __future__ import annotations
 
-from ackchat.backend.interface import Admitted, Clock
+from collections.abc import Mapping
+
+from ackchat.backend.interface import Admitted, Clock, SettingsListener, SettingValue, kick_peer
 from ackchat.chat.hub import ChatEvent, ChatHub, HistoryPage, Peer, Resumed
-from ackchat.records import DisconnectReason, StatusSnapshot
+from ackchat.chat.names import name_key
+from ackchat.records import DisconnectReason, SessionRecord, StatusSnapshot
 from ackchat.registry import MemoryRegistry
 
 
@@ -36,6 +40,8 @@ class MemoryBackend:
             resume_grace=resume_grace,
             resume_buffer=resume_buffer,
         )
+        # The connected clients by name key: their session records and peers (for kick).
+        self._connected: dict[str, tuple[SessionRecord, Peer]] = {}
 
     async def start(self) -> None:
         """Nothing to connect to."""
@@ -54,20 +60,41 @@ class MemoryBackend:
         self._registry.set_history_limit(history_limit)
         self._hub.set_history_sizes(room_history, direct_history)
 
+    def share_settings(self, values: Mapping[str, SettingValue]) -> None:
+        """One server is the whole service: its settings are the service's already."""
+
+    def watch_settings(self, listener: SettingsListener) -> None:
+        """Nothing changes without this server."""
+
+    def kick(self, name: str) -> SessionRecord | None:
+        connected = self._connected.get(name_key(name))
+        if connected is None:
+            return None
+        record, peer = connected
+
+        def depart() -> None:
+            self.depart(record.name, DisconnectReason.KICKED, hold=False)
+
+        return record if kick_peer(getattr(peer, "kick", None), peer.deliver, depart) else None
+
     def admit(self, address: str, peer: Peer) -> Admitted | None:
         record = self._registry.admit(address, self._clock.wall())
         if record is None:
             return None
+        self._connected[name_key(record.name)] = (record, peer)
         return Admitted(record, self._hub.attach(record.name, peer))
 
     def depart(self, name: str, reason: DisconnectReason, hold: bool) -> None:
         now = self._clock.wall()
+        self._connected.pop(name_key(name), None)
         self._hub.detach(name, now, hold, mono=self._clock.monotonic())
         self._registry.depart(name, reason, now)
 
     def rename(self, name: str, new_name: str) -> str:
         chosen = self._hub.rename(name, new_name, self._clock.wall())
-        self._registry.rename(name, chosen)
+        record = self._registry.rename(name, chosen)
+        _, peer = self._connected.pop(name_key(name))
+        self._connected[name_key(chosen)] = (record, peer)
         return chosen
 
     def snapshot(self, recent_limit: int | None) -> StatusSnapshot:
@@ -104,7 +131,9 @@ class MemoryBackend:
         back = self._hub.resume(
             token, current, peer, self._clock.wall(), mono=self._clock.monotonic()
         )
-        self._registry.rename(current, back.name)
+        record = self._registry.rename(current, back.name)
+        del self._connected[name_key(current)]
+        self._connected[name_key(back.name)] = (record, peer)
         return back
 
     def expire(self) -> list[str]:

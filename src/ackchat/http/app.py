@@ -6,7 +6,8 @@ Routes (README, "Operating it over HTTP"):
   the counts, the live limits and the rooms.
 - ``GET /api/clients``: the connected clients, with their rooms, idle time and traffic.
 - ``PATCH /api/config``: change live settings (a JSON object of names and values).
-- ``DELETE /api/clients/{name}``: disconnect a client (recorded as ``kicked``).
+- ``DELETE /api/clients/{name}``: disconnect a client (recorded as ``kicked``), wherever
+  it is connected (in a cluster, the node it is on does it).
 - ``POST /api/drain``: drain the server, as SIGUSR1 does.
 - ``GET /metrics``: the Prometheus exposition.
 - ``GET /api/events``: the dashboard's live feed, server-sent events (live.py).
@@ -298,13 +299,19 @@ class AdminHttp:
         return web.json_response({"changed": changed, "limits": live_values(server.settings)})
 
     async def _kick(self, request: web.Request) -> web.Response:
+        """Disconnect a client wherever it is connected (in a cluster, the node it is on
+        does it): 404 if it is connected nowhere."""
         wanted = request.match_info["name"]
-        session = self._server.session_named(wanted)
-        name = session.name if session is not None else None
-        if session is None or name is None or not session.kick():
-            raise RequestError(404, f"no client called {wanted} is connected here", "name")
-        log.info("admin API (%s): kicked %s (%s)", request.remote, name, session.address)
-        return web.json_response({"kicked": name})
+        server = self._server
+        record = await settled(server.backend.kick(wanted))
+        if record is None:
+            where = "to any node of the cluster" if server.settings.redis else "here"
+            raise RequestError(404, f"no client called {wanted} is connected {where}", "name")
+        on = f" on node {record.node}" if record.node else ""
+        log.info(
+            "admin API (%s): kicked %s (%s)%s", request.remote, record.name, record.address, on
+        )
+        return web.json_response({"kicked": record.name})
 
     async def _request_drain(self, request: web.Request) -> web.Response:
         settings = self._server.settings

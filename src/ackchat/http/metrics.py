@@ -9,12 +9,19 @@ Prometheus scrapes each node and sums across them.
 
 The event loop's lag is measured by :class:`LoopLag`, a timer that notes how late it
 fires: when callbacks hog the loop, every client waits that long too.
+
+In cluster mode there are also the node's links to Redis (:class:`RedisLinks`): the round
+trips of its connection for operations, each connection's faults and reconnections, and
+the cross-node delivery lag that its heartbeats measure (liveness.py). In embedded mode
+those metrics are absent: there is no Redis.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.core import (
@@ -25,9 +32,15 @@ from prometheus_client.core import (
 )
 
 from ackchat.admission import Refusal
+from ackchat.backend.interface import Backend
+from ackchat.backend.redis.liveness import LOST, TIMEOUT, LinkFaults, Liveness
 from ackchat.records import ChatLoss, DisconnectReason
 from ackchat.server.assembly import ChatServer
 from ackchat.server.stats import LatencyHistogram
+
+if TYPE_CHECKING:
+    from ackchat.backend.redis.backend import RedisBackend
+    from ackchat.backend.redis.commands import CommandConnection
 
 # How often the loop-lag timer fires, in seconds.
 LAG_INTERVAL = 0.25
@@ -94,12 +107,106 @@ def _bound(bound: float) -> str:
     return "+Inf" if bound == float("inf") else repr(bound)
 
 
+@dataclass(frozen=True)
+class RedisLinks:
+    """What a cluster node counts of its links to Redis."""
+
+    backend: RedisBackend
+    # The connection for operations, and the stream reader's faults.
+    commands: CommandConnection
+    reader: LinkFaults
+    # The heartbeat schedule: the beats, the deaf readers, the delivery lag.
+    liveness: Liveness
+
+    @classmethod
+    def of(cls, backend: Backend) -> RedisLinks | None:
+        """The links of a cluster backend, its reader made to report what it delivers
+        to the heartbeat schedule (which then measures the lag); None in embedded mode."""
+        try:
+            from ackchat.backend.redis.backend import RedisBackend
+        except ImportError:
+            # redis-py is not installed: no cluster mode.
+            return None
+        if not isinstance(backend, RedisBackend):
+            return None
+        liveness = backend._liveness
+        reader = backend._reader
+        liveness.watch(backend._index.applied)
+        reader.heard = liveness.heard
+        return cls(backend, backend._commands, reader.faults, liveness)
+
+    def collect(self) -> Iterator[Metric]:
+        """The Redis metrics, as they stand now."""
+        commands, liveness = self.commands, self.liveness
+        connected = GaugeMetricFamily(
+            "ackchat_redis_connected",
+            "1 while this node's connection to Redis for operations is up (connected and"
+            " recovered), else 0: operations are refused at once meanwhile.",
+        )
+        connected.add_metric([], int(commands.available))
+        yield connected
+        round_trips = CounterMetricFamily(
+            "ackchat_redis_round_trips",
+            "Round trips to Redis of this node's connection for operations: batches sent,"
+            " each with every operation asked for meanwhile (the stream reader's reads"
+            " are not counted).",
+        )
+        round_trips.add_metric([], commands.round_trips)
+        yield round_trips
+        errors = CounterMetricFamily(
+            "ackchat_redis_errors",
+            "Faults on this node's connections to Redis, by connection (commands, reader)"
+            " and kind: connection_lost, timeout (no reply in time; the connection is then"
+            " made again), connect_failed (an attempt to reconnect), error_reply (Redis"
+            " refused an operation), deaf (the reader heard nothing, and was restarted).",
+            labels=["connection", "kind"],
+        )
+        for kind, count in commands.faults.counts.items():
+            errors.add_metric(["commands", kind], count)
+        for kind in (LOST, TIMEOUT):
+            errors.add_metric(["reader", kind], self.reader.counts[kind])
+        errors.add_metric(["reader", "deaf"], liveness.deaf_readers)
+        yield errors
+        reconnects = CounterMetricFamily(
+            "ackchat_redis_reconnects",
+            "Times a connection to Redis came up again after a fault, by connection (the"
+            " reader's restarts, when deaf or reading a new run, too).",
+            labels=["connection"],
+        )
+        reconnects.add_metric(["commands"], commands.faults.reconnects)
+        reconnects.add_metric(["reader"], self.reader.reconnects)
+        yield reconnects
+        beats = CounterMetricFamily(
+            "ackchat_redis_heartbeats", "Heartbeats of this node that Redis answered."
+        )
+        beats.add_metric([], liveness.beats)
+        yield beats
+        missed = CounterMetricFamily(
+            "ackchat_cross_node_events_missed",
+            "Events of the cluster's stream this node never read: the stream was trimmed"
+            " past them while its reader was behind or cut off.",
+        )
+        missed.add_metric([], self.backend.missed_events)
+        yield missed
+        yield histogram_family(
+            "ackchat_cross_node_delivery_lag_seconds",
+            "Time from Redis's answer to one of this node's heartbeats (whose script appends"
+            " a notice to the cluster's stream, as every event's does) until this node's"
+            " stream reader delivered that notice; 0 if it did before the answer came. One"
+            " per heartbeat, both ends on this node's clock: how far the reader is behind"
+            " the stream.",
+            {"": liveness.lag},
+            "",
+        )
+
+
 class ServerCollector:
     """The chat server's metrics, read from its counters at scrape time."""
 
     def __init__(self, server: ChatServer, lag: LoopLag) -> None:
         self._server = server
         self._lag = lag
+        self._redis = RedisLinks.of(server.backend)
 
     def collect(self) -> Iterator[Metric]:
         """Every metric, as it stands now."""
@@ -189,6 +296,8 @@ class ServerCollector:
             {"": self._lag.histogram},
             "",
         )
+        if self._redis is not None:
+            yield from self._redis.collect()
 
 
 def server_registry(server: ChatServer, lag: LoopLag) -> CollectorRegistry:

@@ -11,16 +11,17 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
+from typing import Any
 
 from ackchat.admission import AddressPolicy, is_loopback
-from ackchat.backend.interface import Backend, BackendUnavailableError
+from ackchat.backend.interface import Backend, BackendUnavailableError, SettingValue
 from ackchat.backend.memory import MemoryBackend
 from ackchat.backend.pending import Pending, Result, all_of
-from ackchat.chat.names import name_key
 from ackchat.protocol import replies
 from ackchat.server.listener import Connection, Listener
+from ackchat.server.reload import LIVE_SETTINGS, SHARED_SETTINGS
 from ackchat.server.session import ServerCounters, ServerSession, SessionContext
 from ackchat.server.stats import Traffic
 from ackchat.settings import ServerSettings, SettingsError
@@ -87,6 +88,7 @@ def redis_backend(settings: ServerSettings) -> Backend:
         resume_buffer=settings.resume_buffer,
         node_max_clients=settings.node_max_clients,
         heartbeat_ttl=settings.heartbeat_ttl,
+        live_settings={name: getattr(settings, name) for name in SHARED_SETTINGS},
     )
 
 
@@ -127,6 +129,7 @@ class ChatServer:
             clock=time.monotonic,
         )
         self.listener = Listener(self.context, tls)
+        self.backend.watch_settings(self._adopt)
         self._housekeeper: asyncio.TimerHandle | None = None
 
     @property
@@ -177,21 +180,52 @@ class ChatServer:
         the admin API; see server/reload.py, which plans them and words the log lines).
 
         The client limit and the history sizes go to the backend (lowering the limit
-        disconnects nobody); the idle timeout and the rate limit go to every connected
-        session too, the rest is read from the settings when next used. The backend's
-        answers may come later: the result settles once they all have.
+        disconnects nobody), and the other live settings are shared through it (in a
+        cluster, every node runs with them: see :meth:`_adopt`); the idle timeout and the
+        rate limit go to every connected session too, the rest is read from the
+        settings when next used. The backend's answers may come later: the result
+        settles once they all have.
         """
-        old, self.settings = self.settings, settings
-        self.context.settings = settings
+        old = self.settings
+        self._run_with(settings)
         done: list[Result[None]] = []
         if settings.max_clients != old.max_clients:
             done.append(self.backend.set_max_clients(settings.max_clients))
         sizes = (settings.history_limit, settings.room_history, settings.direct_history)
         if sizes != (old.history_limit, old.room_history, old.direct_history):
             done.append(self.backend.set_history_sizes(*sizes))
+        shared = {
+            name: getattr(settings, name)
+            for name in SHARED_SETTINGS
+            if getattr(settings, name) != getattr(old, name)
+        }
+        if shared:
+            done.append(self.backend.share_settings(shared))
+        return all_of(done)
+
+    def _run_with(self, settings: ServerSettings) -> None:
+        """Make ``settings`` the running ones, for new sessions and connected ones."""
+        self.settings = self.context.settings = settings
         for session in self.sessions():
             session.reconfigure(settings)
-        return all_of(done)
+
+    def _adopt(self, values: Mapping[str, SettingValue]) -> None:
+        """Run with the live settings the service changed without this server (in a
+        cluster: on another node, or the cluster's when this node joined), without
+        asking the backend to set them again; the backend logs such changes."""
+        changed: dict[str, Any] = {
+            name: value
+            for name, value in values.items()
+            if name in LIVE_SETTINGS and getattr(self.settings, name) != value
+        }
+        if not changed:
+            return
+        try:
+            settings = replace(self.settings, **changed)
+        except SettingsError as error:
+            log.warning("cannot run with the service's live settings %s: %s", changed, error)
+            return
+        self._run_with(settings)
 
     def sessions(self) -> Iterator[ServerSession]:
         """The sessions of the connections open now (named or not)."""
@@ -199,14 +233,6 @@ class ChatServer:
             session = connection.session
             if session is not None:
                 yield session
-
-    def session_named(self, name: str) -> ServerSession | None:
-        """The connected session called ``name`` (in any case) on this server, if any."""
-        key = name_key(name)
-        for session in self.sessions():
-            if session.name is not None and name_key(session.name) == key:
-                return session
-        return None
 
     def traffic(self) -> Traffic:
         """Lines and bytes received and sent since the start, over every connection."""
@@ -219,7 +245,7 @@ class ChatServer:
 
     def _housekeeping(self) -> None:
         """Once a second: cut lingering connections off, forget clients that did not
-        resume, and run with the client limit another node of the cluster set."""
+        resume, and run with the live settings another node of the cluster set."""
         self.listener.cut_off_lingering()
         limit = self.backend.max_clients
         if limit != self.settings.max_clients:

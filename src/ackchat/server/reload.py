@@ -12,6 +12,11 @@ setting that changed is told that it needs a restart; and a setting a flag or
 ``ACKCHAT_*`` variable gives stays as given. Through the admin API (``PATCH
 /api/config``) only live settings may be named, each with a value of its type that its
 parser accepts; anything else is refused with the name of the field at fault.
+
+In cluster mode every live setting is the cluster's: a change on one node reaches every
+node (``ChatServer.reconfigure`` hands it to the backend), and a node that joins a
+running cluster runs with the cluster's values rather than its own. A later SIGHUP on
+any node then changes only what its file changed.
 """
 
 from __future__ import annotations
@@ -36,6 +41,9 @@ LIVE_SETTINGS = (
     "room_history",
     "direct_history",
 )
+# The live settings that the backend does not enforce itself but shares with every
+# server of the service (max_clients and the history sizes it has operations of its own).
+SHARED_SETTINGS = ("idle_timeout", "rate_limit", "rate_burst", "rate_strikes", "status_recent")
 # Settings whose values never reach a log line.
 _SECRET = frozenset(setting.name for setting in fields(ServerSettings) if not setting.repr)
 _SETTINGS = {setting.name: setting for setting in settings_of(ServerSettings)}

@@ -11,6 +11,13 @@ one round trip (commands.py). A connection costs two: its admission and its depa
 What is checked here, before asking Redis, is what this node knows for sure: the rules
 of a name or a room, and that the client asking is connected here.
 
+Every live setting is the cluster's: ``max_clients`` and the others (the idle timeout,
+the rate limits, ``status_recent``, the history sizes) live in Redis, set by whichever
+node changes them; a notice on the stream tells every node, whose server adopts them
+(:meth:`RedisBackend.watch_settings`). The first node to join sets them from its own
+settings; a node that joins later runs with the cluster's. A kick, asked for on any
+node, is a notice to the node the client is on, which disconnects it.
+
 Faults (docs/CLUSTER.md, "Faults"): the node beats every third of its heartbeat TTL
 (liveness.py); a beat reaps the nodes whose heartbeat expired, as ``node lost``, and is
 a probe of the node's own reader, which is reconnected when it does not hear it. While
@@ -32,7 +39,16 @@ from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar, cast
 
-from ackchat.backend.interface import Admitted, BackendUnavailableError, Clock, Evictable
+from ackchat.backend.interface import (
+    Admitted,
+    BackendUnavailableError,
+    Clock,
+    Evictable,
+    Kickable,
+    SettingsListener,
+    SettingValue,
+    kick_peer,
+)
 from ackchat.backend.pending import Pending
 from ackchat.backend.redis import scripts
 from ackchat.backend.redis.codec import (
@@ -120,7 +136,10 @@ class RedisBackend:
         node_max_clients: int = 0,
         stream_limit: int = STREAM_LIMIT,
         heartbeat_ttl: float = HEARTBEAT_TTL,
+        live_settings: Mapping[str, SettingValue] | None = None,
     ) -> None:
+        """``live_settings``: the node's other live settings (the idle timeout, the rate
+        limits...), shared with the cluster if it has none yet."""
         if max_clients < 1:
             raise ValueError("max_clients must be a positive integer")
         if history_limit < 0:
@@ -134,6 +153,12 @@ class RedisBackend:
         self._direct_history = direct_history
         self._resume_grace = resume_grace
         self._node_max_clients = node_max_clients
+        # The live settings besides max_clients, as the cluster has them (as last heard).
+        self._shared: dict[str, SettingValue] = {
+            **(live_settings or {}),
+            **self._sizes(),
+        }
+        self._listener: SettingsListener = _unwatched
         # The arguments every script starts with (see scripts.py) but the time, encoded
         # once.
         common = (keys.event_seq, keys.prefix, stream_limit, resume_buffer)
@@ -231,13 +256,47 @@ class RedisBackend:
     def set_history_sizes(
         self, history_limit: int, room_history: int, direct_history: int
     ) -> Pending[None]:
+        """Trim what the cluster keeps to the new sizes, and share them: every node keeps
+        to them from the notice on."""
         if min(history_limit, room_history, direct_history) < 0:
             raise ValueError("history sizes must not be negative")
         self._history_limit = history_limit
         self._room_history = room_history
         self._direct_history = direct_history
-        sizes = (history_limit, room_history, direct_history)
-        return self._read(scripts.resize, sizes, _NONE, _nothing)
+        sizes = self._sizes()
+        self._shared.update(sizes)
+        arguments = (
+            history_limit,
+            room_history,
+            direct_history,
+            self.node_id,
+            json.dumps(_encoded(sizes)),
+        )
+        return self._read(scripts.resize, arguments, _NONE, _nothing)
+
+    def share_settings(self, values: Mapping[str, SettingValue]) -> Pending[None]:
+        """Set live settings for the cluster; every node's reader hears of the change,
+        logs it, and its server runs with it."""
+        self._shared.update(values)
+        return self._read(
+            scripts.share, (self.node_id, json.dumps(_encoded(values))), _NONE, _nothing
+        )
+
+    def watch_settings(self, listener: SettingsListener) -> None:
+        """``listener`` hears the cluster's live settings when this node joins it, and
+        every change from a notice (this node's own too)."""
+        self._listener = listener
+
+    def kick(self, name: str) -> Pending[SessionRecord | None]:
+        """Tell the node the client is on to disconnect it; answered once this node's
+        reader passed the notice (so a client of this node is gone by then)."""
+        return self._change(
+            scripts.kick,
+            self._clock.wall(),
+            (name_key(name), self.node_id),
+            _NONE,
+            lambda rest: decode_record(rest[0]) if rest else None,
+        )
 
     # Sessions
 
@@ -265,7 +324,8 @@ class RedisBackend:
             record = SessionRecord(number, client_name(number), address, now, node=self.node_id)
             # (hasattr, not isinstance: a runtime protocol check costs 50 times more)
             evict = cast(Evictable, peer).evict if hasattr(peer, "evict") else peer.deliver
-            registration = Registration(record.name, token, address, now, (), evict)
+            kick = cast(Kickable, peer).kick if hasattr(peer, "kick") else None
+            registration = Registration(record.name, token, address, now, (), evict, kick)
 
             def settle() -> None:
                 mid = str(number)
@@ -558,14 +618,18 @@ class RedisBackend:
         keys, index = self._keys, self._index
         rejoining = self._joined
         if not rejoining:
-            _, cluster_max, position, _, run = await ask(
+            own = _encoded(self._shared)
+            *_, cluster_max, live, position, _, run = await ask(
                 ("SET", keys.max_clients, self._max_clients, "NX"),
+                *(("HSETNX", keys.live, name, value) for name, value in own.items()),
                 ("GET", keys.max_clients),
+                ("HGETALL", keys.live),
                 ("GET", keys.event_seq),
                 ("SET", keys.run, secrets.token_hex(8), "NX"),
                 ("GET", keys.run),
             )
             self._max_clients = int(cluster_max)
+            self._adopt(_decoded(live), "joined the cluster: running with its live settings")
             index.applied = int(position or 0)
             index.run = self._registered_run = text_of(run)
             self._joined = True
@@ -701,6 +765,7 @@ class RedisBackend:
             repr(self._resume_grace),
             self._history_limit,
             self._max_clients,
+            json.dumps(_encoded(self._shared)),
             json.dumps(clients),
         )
         return script_command(
@@ -743,7 +808,8 @@ class RedisBackend:
             )
 
     def _notice(self, entry: Entry) -> None:
-        """A notice for the nodes from the stream: a node lost, a new limit."""
+        """A notice for the nodes from the stream: a node lost, a new limit, new live
+        settings, a kick."""
         what, text = entry.room, entry.data.decode()
         if what == "lost":
             reaper, count = text.split(" ")
@@ -758,6 +824,63 @@ class RedisBackend:
             old, new = text.split(" ")
             self._max_clients = int(new)
             log.info("max_clients %s -> %s (set on node %s)", old, new, entry.who)
+        elif what == "live":
+            words = text.split(" ")
+            changes = list(zip(words[::3], words[1::3], words[2::3], strict=True))
+            log.info(
+                "%s (set on node %s)",
+                ", ".join(f"{name} {old} -> {new}" for name, old, new in changes),
+                entry.who,
+            )
+            self._adopt({name: json.loads(new) for name, _, new in changes})
+        elif what == "kick" and entry.who == self.node_id:
+            mid, session, asker = text.split(" ")
+            self._kicked(mid, session, asker)
+
+    def _adopt(self, values: Mapping[str, SettingValue], joining: str = "") -> None:
+        """Run with the cluster's live settings ``values`` (the history sizes apply to
+        what this node asks Redis to keep) and tell the listener; ``joining``: say so, if
+        they differ from this node's own."""
+        differ = {
+            name: (self._shared.get(name), value)
+            for name, value in values.items()
+            if self._shared.get(name) != value
+        }
+        self._shared.update(values)
+        self._history_limit = int(self._shared["history_limit"])
+        self._room_history = int(self._shared["room_history"])
+        self._direct_history = int(self._shared["direct_history"])
+        self._listener(values)
+        if joining and differ:
+            log.info(
+                "%s %s",
+                joining,
+                ", ".join(
+                    f"{name} {new} (this node had {old})" for name, (old, new) in differ.items()
+                ),
+            )
+
+    def _kicked(self, mid: str, session: str, asker: str) -> None:
+        """An operator on node ``asker`` kicked a client of this node: disconnect it,
+        unless that session is gone already."""
+        member = self._index.member_by_id(mid)
+        if member is None or member.session != session or member.registration is None:
+            return
+        registration = member.registration
+        log.info("%s kicked (asked for on node %s)", registration.name, asker)
+
+        def depart() -> None:
+            self.depart(registration.name, DisconnectReason.KICKED, hold=False)
+
+        kick_peer(registration.kick, registration.evict, depart)
+
+    def _sizes(self) -> dict[str, SettingValue]:
+        """The history sizes this node keeps to, as live settings."""
+        return {
+            "history_limit": self._history_limit,
+            "room_history": self._room_history,
+            "direct_history": self._direct_history,
+        }
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
@@ -875,6 +998,23 @@ def _refusal(status: bytes, refusals: Refusals) -> BaseException:
 
 def _nothing(_: list[Any]) -> None:
     return None
+
+
+def _unwatched(_: Mapping[str, SettingValue]) -> None:
+    """Nobody listens for the cluster's live settings."""
+
+
+def _encoded(values: Mapping[str, SettingValue]) -> dict[str, str]:
+    """Live settings as Redis keeps them: each value as its JSON text."""
+    return {name: json.dumps(value) for name, value in values.items()}
+
+
+def _decoded(pairs: list[bytes]) -> dict[str, SettingValue]:
+    """Live settings from HGETALL's flat list of names and JSON texts."""
+    return {
+        text_of(name): json.loads(value)
+        for name, value in zip(pairs[::2], pairs[1::2], strict=True)
+    }
 
 
 def _unheard(_: BaseException) -> None:

@@ -8,7 +8,12 @@ reads the replies of the one before. No task per operation, and under load the b
 grow instead of the round trips. Nothing is retried: a script that may have run must not
 run twice, so the operations sent on a connection that fails are answered with
 :class:`BackendUnavailableError`. A script Redis has lost (SCRIPT FLUSH) is loaded again
-and sent again.
+and sent again, and so is an operation a Redis Cluster redirected (it did not run):
+once every reply owed on the connection is read, the connection is made again on the
+master that holds the cluster's slot now (slot.py), and what was redirected goes there,
+in its order, before anything else; a few redirections in a row count as a lost
+connection. A new connection (at start, after an outage) follows redirections too,
+before it recovers.
 
 When the connection fails, the connection is *down*: every operation is answered with
 BackendUnavailableError at once (nothing waits on a Redis that is not there), and one
@@ -35,11 +40,22 @@ import hiredis
 from redis.asyncio.connection import AbstractConnection, Connection, parse_url
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import AskError, NoScriptError, RedisError, ResponseError, TryAgainError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ackchat.backend.interface import BackendUnavailableError
+from ackchat.backend.redis.liveness import LinkFaults
 from ackchat.backend.redis.scripts import Script
+from ackchat.backend.redis.slot import (
+    MAX_REDIRECTS,
+    Address,
+    Moved,
+    SlotUnreachableError,
+    is_redirection,
+    moved,
+    pause,
+    shown,
+)
 
 log = logging.getLogger("ackchat.server")
 
@@ -68,15 +84,26 @@ def where(url: str) -> str:
 
 
 def make_connection(
-    url: str, name: str, *, reply_timeout: float = REPLY_TIMEOUT
+    url: str,
+    name: str,
+    *,
+    reply_timeout: float = REPLY_TIMEOUT,
+    address: Address | None = None,
 ) -> AbstractConnection:
-    """A redis-py connection to ``url`` that never retries, named ``name`` in CLIENT LIST.
+    """A redis-py connection to ``url`` that never retries, named ``name`` in CLIENT LIST;
+    to ``address`` instead of the URL's host and port if given (with the URL's password,
+    TLS and database all the same).
 
     It speaks RESP2, whose replies are plain arrays however the command answers (RESP3
     would make some of them maps), so the replies are read the same way everywhere.
     """
     options: dict[str, Any] = dict(parse_url(url))
     connection_class = options.pop("connection_class", Connection)
+    if address is not None:
+        if options.pop("path", None) is not None:
+            # A Redis Cluster names its masters by TCP address, even to a socket's client.
+            connection_class = Connection
+        options["host"], options["port"] = address
     options.update(
         protocol=2,
         client_name=name,
@@ -112,6 +139,48 @@ def unreachable(url: str, error: BaseException) -> BackendUnavailableError:
     return BackendUnavailableError(f"cannot reach Redis at {where(url)}: {reason}")
 
 
+class MasterLink:
+    """One of a node's connections (commands, the stream's reader), to the master that
+    holds the cluster's slot: the URL's Redis until a redirection names another master.
+    A new connection goes to the master last named, or to the URL's Redis if that one
+    cannot be reached (a failover took it away): from there a redirection leads on."""
+
+    def __init__(self, url: str, name: str, reply_timeout: float) -> None:
+        self._url = url
+        self._name = name
+        self._reply_timeout = reply_timeout
+        self.connection = make_connection(url, name, reply_timeout=reply_timeout)
+        # The master a redirection named, or None for the URL's Redis.
+        self.master: Address | None = None
+
+    async def connect(self) -> None:
+        """Connect to the master last named, else to the URL's Redis."""
+        try:
+            await connect(self.connection)
+        except (RedisError, OSError):
+            if self.master is None:
+                raise
+            await self.connection.disconnect(nowait=True)
+            self._point(None)
+            await connect(self.connection)
+
+    def follow(self, redirection: AskError | TryAgainError) -> Moved | None:
+        """Point at the master a ``MOVED`` names (connected at the next :meth:`connect`;
+        the connection must be closed first); None for a migration under way, which
+        leaves the slot where it is."""
+        host = self.master[0] if self.master else urlsplit(self._url).hostname or "localhost"
+        found = moved(redirection, host)
+        if found is not None:
+            self._point(found.master)
+        return found
+
+    def _point(self, master: Address | None) -> None:
+        self.master = master
+        self.connection = make_connection(
+            self._url, self._name, reply_timeout=self._reply_timeout, address=master
+        )
+
+
 class _Batch:
     """Operations sent in one write, and how many of their replies were read."""
 
@@ -139,7 +208,7 @@ class CommandConnection:
         makes the waits between reconnection attempts; ``lost`` is told when the
         connection fails."""
         self._url = url
-        self._connection = make_connection(url, name)
+        self._link = MasterLink(url, name, REPLY_TIMEOUT)
         self._scripts = scripts
         self._recover = recover
         self._delays = delays
@@ -157,8 +226,19 @@ class CommandConnection:
         self._available = False
         # Set while the task is being stopped: an error then ends it (see stop_reading).
         self._stopping = False
+        # The last redirection answered on this connection, while its replies are still
+        # being read: then nothing more is sent on it (see _follow).
+        self._redirected: AskError | TryAgainError | None = None
+        # Redirections in a row, with no other answer between.
+        self._redirects = 0
         # Round trips made (batches sent), for the tests and the benchmarks' counts.
         self.round_trips = 0
+        # What went wrong on it, by kind, and its reconnections (for /metrics).
+        self.faults = LinkFaults()
+
+    @property
+    def _connection(self) -> AbstractConnection:
+        return self._link.connection
 
     @property
     def available(self) -> bool:
@@ -170,8 +250,7 @@ class CommandConnection:
         to ``commands``; raises BackendUnavailableError if Redis cannot be reached. Then
         operations are sent as they are submitted."""
         try:
-            answers = await self._open(commands)
-            await self._recover(self._ask)
+            answers = await self._establish(commands)
         except (RedisError, OSError) as error:
             await self._connection.disconnect()
             raise unreachable(self._url, error) from None
@@ -207,9 +286,58 @@ class CommandConnection:
         self._fail_all(BackendUnavailableError("the backend is closed"))
         await self._connection.disconnect()
 
+    async def _establish(self, commands: Sequence[Command] = ()) -> list[Any]:
+        """Connect to the master that holds the cluster's slot, load the scripts, send
+        ``commands`` and recover; the replies to ``commands``. A redirection on the way
+        is followed, a few at most: MOVED at once, a migration under way after a pause."""
+        for redirects in range(1, MAX_REDIRECTS + 1):
+            try:
+                answers = await self._open(commands)
+                await self._recover(self._ask)
+            except (AskError, TryAgainError) as redirection:
+                await self._connection.disconnect(nowait=True)
+                await self._go(redirection, redirects)
+            else:
+                return answers
+        raise SlotUnreachableError(
+            f"Redis Cluster redirected the cluster's slot {MAX_REDIRECTS} times in a row"
+        )
+
+    async def _go(self, redirection: AskError | TryAgainError, redirects: int) -> None:
+        """Point the connection at the master ``redirection`` names, or wait before trying
+        the same one again while the slot is being migrated."""
+        was = where(self._url) if self._link.master is None else shown(self._link.master)
+        found = self._link.follow(redirection)
+        if found is None:
+            await asyncio.sleep(pause(redirects))
+            return
+        log.info(
+            "the Redis Cluster master at %s holds the cluster's slot %d (not the one at %s);"
+            " connecting there",
+            shown(found.master),
+            found.slot,
+            was,
+        )
+
+    async def _follow(self) -> None:
+        """Every reply owed on the connection is read after a redirection: make it again
+        where the slot is, and send there, first and in their order, the operations that
+        were redirected (they did not run). The slot moved with its keys, so the state is
+        as this node left it: the scripts are loaded, and nothing needs recovering."""
+        redirection, self._redirected = self._redirected, None
+        assert redirection is not None
+        self._redirects += 1
+        if self._redirects > MAX_REDIRECTS:
+            raise SlotUnreachableError(
+                f"Redis Cluster redirected {MAX_REDIRECTS} operations in a row ({redirection})"
+            )
+        await self._connection.disconnect(nowait=True)
+        await self._go(redirection, self._redirects)
+        await self._open(())
+
     async def _open(self, commands: Sequence[Command]) -> list[Any]:
         """Connect, load the scripts and send ``commands``; their replies."""
-        await connect(self._connection)
+        await self._link.connect()
         loading = [self._load_command(script) for script in self._scripts]
         answers = await self._ask(*loading, *commands)
         for script, sha in zip(self._scripts, answers[: len(loading)], strict=True):
@@ -230,16 +358,19 @@ class CommandConnection:
 
     async def _run(self) -> None:
         while True:
-            if not (self._queue or self._again or self._sent):
+            if not (self._queue or self._again or self._sent or self._redirected):
                 self._wake.clear()
                 await self._wake.wait()
             try:
                 await self._send_waiting()
                 if self._sent:
                     await self._read_oldest()
+                elif self._redirected is not None:
+                    await self._follow()
             except (RedisError, OSError) as error:
                 if self._stopping:
                     return
+                self.faults.failed(isinstance(error, RedisTimeoutError))
                 await self._reconnect(unreachable(self._url, error))
                 if self._stopping:
                     return
@@ -260,18 +391,20 @@ class CommandConnection:
                 return
             attempts += 1
             try:
-                await self._open(())
-                await self._recover(self._ask)
+                await self._establish()
             except ResponseError as error:
                 log.error("Redis refused this node's recovery: %s", error)
             except (RedisError, OSError) as error:
                 log.debug("%s", unreachable(self._url, error))
             else:
                 break
+            self.faults.attempt_failed()
             await self._connection.disconnect(nowait=True)
         if self._stopping:
             return
         self._available = True
+        self._redirects = 0
+        self.faults.reconnected()
         log.info(
             "reconnected to Redis at %s after %.1f seconds (%d attempts)",
             where(self._url),
@@ -280,7 +413,10 @@ class CommandConnection:
         )
 
     async def _send_waiting(self) -> None:
-        """Send what waits (what goes again first) as one batch."""
+        """Send what waits (what goes again first) as one batch, unless the connection was
+        redirected (what waits goes to the slot's master once the owed replies are read)."""
+        if self._redirected is not None:
+            return
         calls = self._again + self._queue
         if not calls:
             return
@@ -316,7 +452,10 @@ class CommandConnection:
 
     def _answer(self, call: Call, answer: Any) -> None:
         command, on_reply, on_error = call
-        if isinstance(answer, NoScriptError):
+        if not isinstance(answer, ResponseError):
+            self._redirects = 0
+            _call(on_reply, answer)
+        elif isinstance(answer, NoScriptError):
             # Redis lost its scripts: load them again, then this operation goes again.
             if not self._loading:
                 self._loading = True
@@ -326,11 +465,15 @@ class CommandConnection:
                     for script in self._scripts
                 ]
             self._again.append(call)
-        elif isinstance(answer, ResponseError):
+        elif is_redirection(answer):
+            # It did not run: it goes again where the slot is, once the replies owed on
+            # this connection are read (_follow).
+            self._redirected = answer
+            self._again.append(call)
+        else:
+            self.faults.refused()
             log.error("Redis refused %s: %s", command[0], answer)
             _call(on_error, BackendUnavailableError(f"Redis refused {command[0]!r}: {answer}"))
-        else:
-            _call(on_reply, answer)
 
     def _load_command(self, script: Script) -> Command:
         return (b"SCRIPT", b"LOAD", script.source)
@@ -346,6 +489,7 @@ class CommandConnection:
             batch = self._sent.popleft()
             _fail(batch.calls[batch.read :], error)
         self._loading = False
+        self._redirected = None
         waiting, self._again, self._queue = [*self._again, *self._queue], [], []
         _fail(waiting, error)
 

@@ -9,25 +9,31 @@ index says how many events were lost instead of missing them silently. On every 
 connection it asks for the cluster's run first: a Redis that lost its data has a new
 stream, which the index then reads from its start. :meth:`StreamReader.restart` drops
 a connection that hears nothing (a deaf reader, see liveness.py) and reads on a new one.
+A read that a Redis Cluster redirects (the slot is on another master, or on its way
+there: slot.py) is made again where the slot is, at once for MOVED; a few redirections
+in a row count as a lost connection.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterator
 
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ackchat.backend.redis.codec import decode_entry, text_of
 from ackchat.backend.redis.commands import (
-    connect,
+    MasterLink,
     log_crash,
-    make_connection,
     stop_reading,
     unreachable,
 )
+from ackchat.backend.redis.liveness import LinkFaults
 from ackchat.backend.redis.local import LocalIndex
+from ackchat.backend.redis.slot import MAX_REDIRECTS, is_redirection, pause, shown
 
 log = logging.getLogger("ackchat.server")
 
@@ -51,7 +57,7 @@ class StreamReader:
     ) -> None:
         self._url = url
         # Replies wait up to the block time; past it (and a margin) Redis is unreachable.
-        self._connection = make_connection(url, name, reply_timeout=BLOCK_MS / 1000 + 5.0)
+        self._link = MasterLink(url, name, BLOCK_MS / 1000 + 5.0)
         self._stream = stream
         self._run_key = run
         self._index = index
@@ -59,12 +65,16 @@ class StreamReader:
         self._task: asyncio.Task[None] | None = None
         # Set while the task is being stopped: an error then ends it (see stop_reading).
         self._stopping = False
+        # What went wrong on it, by kind, and its reconnections (for /metrics); told the
+        # last event id delivered, and when, after each read (the delivery-lag probe).
+        self.faults = LinkFaults()
+        self.heard: Callable[[int, float], None] = _unwatched
 
     async def connect(self) -> None:
         """Connect (raises BackendUnavailableError if Redis cannot be reached) and start
         reading after the index's last event."""
         try:
-            await connect(self._connection)
+            await self._link.connect()
         except (RedisError, OSError) as error:
             raise unreachable(self._url, error) from None
         self._index.set_online(True)
@@ -88,18 +98,21 @@ class StreamReader:
         task, self._task = self._task, None
         if task is not None:
             self._stopping = True
-            await stop_reading(task, self._connection)
+            await stop_reading(task, self._link.connection)
             self._stopping = False
         self._index.set_online(False)
-        await self._connection.disconnect()
+        await self._link.connection.disconnect()
 
     async def _run(self) -> None:
-        connection, index = self._connection, self._index
+        link, index = self._link, self._index
         delays: Iterator[float] | None = None
+        # Redirections in a row, with no read between.
+        redirects = 0
         while True:
             try:
-                if not connection.is_connected:
+                if not link.connection.is_connected:
                     await self._reconnect()
+                connection = link.connection
                 await connection.send_command(
                     *("XREAD", "COUNT", READ_COUNT, "BLOCK", BLOCK_MS),
                     *("STREAMS", self._stream, f"{index.applied}-0"),
@@ -109,20 +122,41 @@ class StreamReader:
             except (RedisError, OSError) as error:
                 if self._stopping:
                     return
+                if is_redirection(error) and redirects < MAX_REDIRECTS:
+                    # The read did not run: read again where the slot is (no events are
+                    # missed meanwhile, the next read starts after the last one).
+                    redirects += 1
+                    await link.connection.disconnect()
+                    found = link.follow(error)
+                    if found is None:
+                        await asyncio.sleep(pause(redirects))
+                    else:
+                        log.debug(
+                            "event stream reader follows the cluster's slot %d to the Redis"
+                            " Cluster master at %s",
+                            found.slot,
+                            shown(found.master),
+                        )
+                    continue
                 if delays is None:
+                    self.faults.failed(isinstance(error, RedisTimeoutError))
                     log.warning(
                         "event stream reader lost Redis (%s); reconnecting",
                         unreachable(self._url, error),
                     )
                     delays = self._delays()
                 index.set_online(False)
-                await connection.disconnect()
+                await link.connection.disconnect()
                 await asyncio.sleep(next(delays))
+                # After the pause, redirections are followed again.
+                redirects = 0
                 continue
             delays = None
+            redirects = 0
             if reply:
                 ((_, entries),) = reply
                 index.receive(decode_entry(entry_id, fields) for entry_id, fields in entries)
+                self.heard(index.applied, time.monotonic())
             elif waiting := index.settle_unreachable():
                 # A blocking read that finds nothing saw every event added since it began.
                 log.warning(
@@ -135,8 +169,9 @@ class StreamReader:
     async def _reconnect(self) -> None:
         """Connect again; a stream of another run (Redis lost its data) is read from its
         start."""
-        connection, index = self._connection, self._index
-        await connect(connection)
+        index = self._index
+        await self._link.connect()
+        connection = self._link.connection
         await connection.send_command("GET", self._run_key, check_health=False)
         run = await connection.read_response()
         if index.observe_run(None if run is None else text_of(run)):
@@ -148,3 +183,8 @@ class StreamReader:
             index.applied,
         )
         index.set_online(True)
+        self.faults.reconnected()
+
+
+def _unwatched(applied: int, now: float) -> None:
+    """What the reader delivered, when nobody measures it."""

@@ -23,6 +23,9 @@ _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 FIXED = {
     # The cluster-wide client limit (a string holding an integer).
     "max_clients": "max",
+    # The other live settings every node runs with: setting name -> its value as JSON
+    # text (the idle timeout, the rate limits, status_recent, the history sizes).
+    "live": "live",
     # Admission numbers: Client01, Client02, ... (INCR).
     "session_seq": "seq",
     # Connections turned away because the cluster (or a node) was full.
@@ -97,6 +100,7 @@ class ClusterKeys:
         self.prefix = key_prefix(cluster)
         prefix = self.prefix
         self.max_clients = prefix + FIXED["max_clients"]
+        self.live = prefix + FIXED["live"]
         self.rooms = prefix + FIXED["rooms"]
         self.event_seq = prefix + FIXED["event_seq"]
         self.events = prefix + FIXED["events"]

@@ -15,11 +15,11 @@ reader got there first, the events it passed are replayed from a short ring of r
 events. Meanwhile the client's deliveries are held and then handed over in id order,
 without duplicates, so that its messages stay in the order they were sent.
 
-Notices for the nodes (a heartbeat, a node lost, a new limit) pass through the same
-order and go to :attr:`LocalIndex.on_notice`. When Redis lost the cluster's data, its
-stream starts over from id 1: :meth:`LocalIndex.observe_run` sees the new run and the
-index starts over with it. Each member keeps what the cluster must be told to register
-it again (:class:`Registration`).
+Notices for the nodes (a heartbeat, a node lost, new live settings, a kick) pass
+through the same order and go to :attr:`LocalIndex.on_notice`. When Redis lost the
+cluster's data, its stream starts over from id 1: :meth:`LocalIndex.observe_run` sees
+the new run and the index starts over with it. Each member keeps what the cluster must
+be told to register it again (:class:`Registration`).
 """
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ class Registration(NamedTuple):
     earlier_names: tuple[str, ...]
     # Ends the connection with a farewell line (its name went to another session).
     evict: Callable[[bytes], None]
+    # Disconnects it as kicked (an operator's), if its peer can (interface.Kickable).
+    kick: Callable[[], bool] | None = None
 
     def renamed(self, name: str) -> Registration:
         """The same, after the member took ``name`` (its record keeps the one before)."""
@@ -175,6 +177,10 @@ class LocalIndex:
     def member(self, key: str) -> LocalMember | None:
         """The local member that goes by the name with this key, if any."""
         return self._by_key.get(key)
+
+    def member_by_id(self, mid: str) -> LocalMember | None:
+        """The local member with this member id, if any."""
+        return self._by_mid.get(mid)
 
     def members(self) -> Iterator[LocalMember]:
         """Every member connected here."""

@@ -18,8 +18,9 @@ node shares; the wall times passed in are only shown.
 Besides the clients' operations there are the nodes' own: ``beat`` (a heartbeat that
 also reaps the nodes whose heartbeat expired, and publishes a notice the node's own
 reader must hear), ``reregister`` (a node's live clients, brought back into a state that
-lost them), and ``set_max`` (a new limit, announced to every node). Notices for the
-nodes travel on the stream with ids of their own, headed ``n <node> <what>``.
+lost them), ``set_max`` and ``share`` (a new limit, new live settings, announced to
+every node) and ``kick`` (an operator's, told to the node the client is on). Notices for
+the nodes travel on the stream with ids of their own, headed ``n <node> <what>``.
 """
 
 from __future__ import annotations
@@ -148,6 +149,22 @@ local function notice(node, what, text)
   redis.call('XADD', K.events, 'MAXLEN', '~', STREAM_CAP, eid .. '-0',
     'h', 'n ' .. node .. ' ' .. what, 'd', text)
   return eid
+end
+
+-- Store live settings (JSON object of setting -> value as JSON text) as set on ``node``;
+-- if any changed, tell every node: a ``live`` notice of ``name old new`` triples.
+local function share(node, values)
+  local changes = {}
+  for name, value in pairs(cjson.decode(values)) do
+    local old = redis.call('HGET', K.live, name) or value
+    redis.call('HSET', K.live, name, value)
+    if old ~= value then
+      changes[#changes + 1] = name .. ' ' .. old .. ' ' .. value
+    end
+  end
+  if #changes == 0 then return position() end
+  table.sort(changes)
+  return notice(node, 'live', table.concat(changes, ' '))
 end
 
 -- A session ends at time ``at`` for ``reason``: its record joins the departed ones
@@ -353,8 +370,9 @@ append_all(reply, missed)
 return reply
 """
 
-# ARGV[5..]: history limit, room history cap, direct history cap. Trims what is kept
-# now to the new sizes (departed sessions trimmed count as dropped).
+# ARGV[5..]: history limit, room history cap, direct history cap, the node that sets
+# them, the three as live settings (JSON). Trims what is kept now to the new sizes
+# (departed sessions trimmed count as dropped) and shares them with every node.
 RESIZE = r"""
 local excess = redis.call('LLEN', K.departed) - tonumber(ARGV[5])
 if excess > 0 then
@@ -367,7 +385,26 @@ end
 local room_cap, direct_cap = tonumber(ARGV[6]), tonumber(ARGV[7])
 for _, room in ipairs(redis.call('HKEYS', K.rooms)) do trim(key.room_history(room), room_cap) end
 for _, mid in ipairs(redis.call('HVALS', K.names)) do trim(key.member_direct(mid), direct_cap) end
-return {'ok', 0}
+return {'ok', share(ARGV[8], ARGV[9])}
+"""
+
+# ARGV[5..]: the node that sets them, the live settings (JSON object of setting -> value
+# as JSON text). Answers ok and the notice's event id (or the position).
+SHARE = r"""
+return {'ok', share(ARGV[5], ARGV[6])}
+"""
+
+# ARGV[5..]: the client's name key, the node asking. If a client of that name is
+# connected (not held), its node is told to disconnect it: a ``kick`` notice of its
+# member id, its session number and the node asking. Answers ok, the position, and the
+# session's record (nothing if no such client is connected).
+KICK = r"""
+local mid = redis.call('HGET', K.names, ARGV[5])
+local number = mid and redis.call('HGET', key.member(mid), 'session')
+local raw = number and number ~= '' and redis.call('HGET', K.sessions, number)
+if not raw then return {'ok', position()} end
+local node = cjson.decode(raw)[8]
+return {'ok', notice(node, 'kick', mid .. ' ' .. number .. ' ' .. ARGV[6]), raw}
 """
 
 # Answers ok: the names of the held members forgotten, their grace being over.
@@ -485,7 +522,9 @@ return {'ok', notice(node, 'beat', ''), run, previous or ''}
 """
 
 # ARGV[5..]: the node, the time as records keep it, the resume grace, the history limit,
-# the node's max_clients (set if the cluster has none), then the node's live clients as
+# the node's max_clients (set if the cluster has none), its live settings (JSON object
+# of setting -> value as JSON text; each set if the cluster has none), then the node's
+# live clients as
 # one JSON array of [number, member id, name, name key, token, address, connected at,
 # earlier names, rooms]. Makes the cluster's state agree with what the node has: a
 # client the cluster still has as it was is left alone ('ok'); one held because its node
@@ -500,9 +539,10 @@ REREGISTER = r"""
 local node, at = ARGV[5], ARGV[6]
 local grace, limit = tonumber(ARGV[7]), tonumber(ARGV[8])
 redis.call('SET', K.max_clients, ARGV[9], 'NX')
+for name, value in pairs(cjson.decode(ARGV[10])) do redis.call('HSETNX', K.live, name, value) end
 local live = {}
 local reply = {'ok', 0, 0}
-for _, client in ipairs(cjson.decode(ARGV[10])) do
+for _, client in ipairs(cjson.decode(ARGV[11])) do
   local number, mid, name, name_key = client[1], client[2], client[3], client[4]
   local holder = redis.call('HGET', K.names, name_key)
   local outcome
@@ -593,6 +633,8 @@ history = _script("history", HISTORY)
 beat = _script("beat", BEAT)
 reregister = _script("reregister", REREGISTER)
 set_max = _script("set_max", SET_MAX)
+share = _script("share", SHARE)
+kick = _script("kick", KICK)
 
 ALL_SCRIPTS = (
     admit,
@@ -613,4 +655,6 @@ ALL_SCRIPTS = (
     beat,
     reregister,
     set_max,
+    share,
+    kick,
 )

@@ -15,6 +15,7 @@ let feed = null;             // the AbortController of the open feed
 let retry = 0;
 let query = "";
 let searching = 0;
+let shownAt = "";            // when the figures shown were taken (HH:MM:SS)
 
 const token = () => sessionStorage.getItem(TOKEN_KEY) || "";
 const authorization = () => (token() ? { Authorization: `Bearer ${token()}` } : {});
@@ -68,7 +69,6 @@ async function follow() {
 }
 
 function update(data) {
-  $("updated").textContent = `updated ${data.time.slice(11, 19)}`;
   // A feed opened again sends the samples the page has already: only newer ones are added.
   const known = samples.length ? samples[samples.length - 1][0] : 0;
   samples = samples.concat(data.samples.filter((sample) => sample[0] > known));
@@ -76,10 +76,16 @@ function update(data) {
   samples = samples.filter((sample) => sample[0] > newest - CHART_SECONDS);
   drawCharts();
   showLimits(data.limits);
+  // Without Redis the node has no view of the cluster: what is shown stays, marked as
+  // old, with the time it was taken.
+  document.body.classList.toggle("stale", Boolean(data.error));
   if (data.error) {
     setLive(data.error, "down");
+    $("updated").textContent = shownAt ? `as of ${shownAt} (Redis unreachable)` : "";
     return;
   }
+  shownAt = data.time.slice(11, 19);
+  $("updated").textContent = `updated ${shownAt}`;
   setLive("live", "up");
   $("connected").textContent = data.connected;
   $("max-clients-now").textContent = data.max_clients + (data.over_limit ? " (lowered)" : "");
