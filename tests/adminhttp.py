@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import aiohttp
 import pytest
+import pytest_asyncio
 
 from ackchat.backend.interface import Backend
 from ackchat.http.app import AdminHttp
@@ -60,10 +62,10 @@ class AdminUnderTest:
 AdminFactory = Callable[..., Coroutine[Any, Any, AdminUnderTest]]
 
 
-@pytest.fixture
-async def admin_api() -> AsyncIterator[AdminFactory]:
+@asynccontextmanager
+async def admin_servers() -> AsyncIterator[AdminFactory]:
     """Start servers (on ``backend`` if given) with settings overrides and their admin API;
-    all are closed after the test."""
+    all are closed after."""
     started: list[AdminUnderTest] = []
 
     async def start(backend: Backend | None = None, **overrides: Any) -> AdminUnderTest:
@@ -94,3 +96,18 @@ async def admin_api() -> AsyncIterator[AdminFactory]:
         # As ackchat serve stops: the chat server (WebSocket clients too), then the HTTP side.
         await admin.server.shutdown()
         await admin.http.close()
+
+
+@pytest.fixture
+async def admin_api() -> AsyncIterator[AdminFactory]:
+    """Servers with their admin API (:func:`admin_servers`), closed after the test."""
+    async with admin_servers() as start:
+        yield start
+
+
+@pytest_asyncio.fixture(name="admin_api", loop_scope="module")
+async def module_loop_admin_api() -> AsyncIterator[AdminFactory]:
+    """``admin_api`` for a module whose tests share its event loop (and so one browser,
+    ``browser.shared_pages``): the servers are still the test's own, closed after it."""
+    async with admin_servers() as start:
+        yield start

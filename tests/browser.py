@@ -10,7 +10,9 @@ out: the tests make them on purpose and check what the page says about them.
 
 ``pages`` launches a browser for one test; a module whose tests share an event loop
 (and a cluster) uses ``shared_pages`` instead, one browser for the module and a fresh
-set of pages, closed after each test, for every test.
+set of pages, closed after each test, for every test. Such a module's other async
+fixtures must run in that loop too: ``module_loop_connect`` (here) and
+``adminhttp.module_loop_admin_api`` are ``connect`` and ``admin_api`` for it.
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ from playwright.async_api import (
     async_playwright,
     expect,
 )
+
+from ackchat.server.assembly import ChatServer
+from conftest import ClientFactory
+from lineclient import LineClient
 
 CHROMIUM = Path("/usr/bin/chromium")
 # How Chromium's console words an HTTP error answer (401, 404...).
@@ -130,6 +136,22 @@ async def shared_pages(shared_browser: Browser) -> AsyncIterator[Pages]:
     page had an error."""
     async with watched(shared_browser) as opened:
         yield opened
+
+
+@pytest_asyncio.fixture(name="connect", loop_scope="module")
+async def module_loop_connect() -> AsyncIterator[ClientFactory]:
+    """conftest's ``connect`` for a module run with ``BROWSER_MODULE_LOOP``: line clients
+    opened in the module's event loop, every one closed after the test."""
+    clients: list[LineClient] = []
+
+    async def open_client(server: ChatServer) -> LineClient:
+        client = await LineClient.open(server.port)
+        clients.append(client)
+        return client
+
+    yield open_client
+    for client in clients:
+        client.close()
 
 
 async def say(page: Page, line: str) -> None:

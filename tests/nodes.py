@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from redisserver import free_port
 from serverprocess import ServerExitedError, ServerProcess
@@ -53,6 +53,18 @@ class Nodes:
         return list(
             await asyncio.gather(*(self.start_node(*options, env=env) for _ in range(count)))
         )
+
+    async def start_each(
+        self, *option_sets: Sequence[str], env: Mapping[str, str] | None = None
+    ) -> list[ServerProcess]:
+        """Start one node for each set of options, all at once, each on a port of its own;
+        they come in the order given, here and in ``started``."""
+        before = len(self.started)
+        each = await asyncio.gather(
+            *(self.start_node(*options, env=env) for options in option_sets)
+        )
+        self.started[before:] = each
+        return list(each)
 
     async def start_sharing(
         self, count: int, *options: str, env: Mapping[str, str] | None = None

@@ -187,12 +187,20 @@ class RedisCluster:
         )
         self._ask(replica.port, "CLUSTER", "REPLICATE", master_id)
         replica_id = self._ask(replica.port, "CLUSTER", "MYID").strip()
+
+        def known_as_its_replica(port: int) -> bool:
+            # The master on ``port`` has a line ``<id> <address> slave <master id> ...``
+            # for the replica: only then does it vote for the replica's failover.
+            for line in self._ask(port, "CLUSTER", "NODES").splitlines():
+                fields = line.split()
+                if fields[0] == replica_id:
+                    return "slave" in fields[2].split(",") and fields[3] == master_id
+            return False
+
         self._until(
             lambda: (
                 "master_link_status:up" in self._ask(replica.port, "INFO", "replication")
-                and all(
-                    f"{replica_id} " in self._ask(m.port, "CLUSTER", "NODES") for m in self.masters
-                )
+                and all(known_as_its_replica(m.port) for m in self.masters)
             ),
             "the replica did not come in sync with its master",
         )
@@ -238,9 +246,14 @@ class RedisCluster:
 
 
 def _start_node(server_binary: str) -> RedisServer:
-    """A redis-server in cluster mode, its cluster bus on a free port of its own."""
+    """A redis-server in cluster mode, its cluster bus on a free port of its own.
+
+    A master sends a new replica its data at once: by default it waits 5 s
+    (``repl-diskless-sync-delay``) for more replicas to share the transfer.
+    """
     return RedisServer.start(
         server_binary,
         *("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"),
         *("--cluster-port", str(free_port())),
+        *("--repl-diskless-sync-delay", "0"),
     )

@@ -10,10 +10,12 @@ import signal
 import socket
 import sys
 from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 
 from ackchat.cli import main
 from ackchat.protocol import replies
@@ -54,18 +56,46 @@ class AdminServer:
         return Ran(code, captured.out, captured.err)
 
 
+@asynccontextmanager
+async def admin_process(runtime: Path) -> AsyncIterator[tuple[ServerProcess, str, Path]]:
+    """``ackchat serve --http 0`` with its token made at start in ``runtime``: the process,
+    its admin API's URL and the token file; stopped after."""
+    process = await ServerProcess.start(
+        "--http", "0", "--drain-timeout", "5", env={"XDG_RUNTIME_DIR": str(runtime)}
+    )
+    port = int((await process.wait_for_log(ADMIN_LISTENING)).group(1))
+    token_file = Path((await process.wait_for_log(TOKEN_WRITTEN)).group(1))
+    try:
+        yield process, f"http://127.0.0.1:{port}", token_file
+    finally:
+        await process.stop()
+
+
 @pytest.fixture
 async def admin_server(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> AsyncIterator[AdminServer]:
     """``ackchat serve --http 0`` with its token made at start in ``tmp_path``."""
-    process = await ServerProcess.start(
-        "--http", "0", "--drain-timeout", "5", env={"XDG_RUNTIME_DIR": str(tmp_path)}
-    )
-    port = int((await process.wait_for_log(ADMIN_LISTENING)).group(1))
-    token_file = Path((await process.wait_for_log(TOKEN_WRITTEN)).group(1))
-    yield AdminServer(process, f"http://127.0.0.1:{port}", token_file, capsys)
-    await process.stop()
+    async with admin_process(tmp_path) as (process, url, token_file):
+        yield AdminServer(process, url, token_file, capsys)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def refusing_process(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[tuple[ServerProcess, str, Path]]:
+    """One ``admin_process`` for the module's failure tests (run on the module's loop):
+    each is refused, so none changes what the server holds for the next."""
+    async with admin_process(tmp_path_factory.mktemp("runtime")) as started:
+        yield started
+
+
+@pytest.fixture
+def refusing_server(
+    refusing_process: tuple[ServerProcess, str, Path], capsys: pytest.CaptureFixture[str]
+) -> AdminServer:
+    """The module's ``refusing_process``, called with the test's own captured output."""
+    return AdminServer(*refusing_process, capsys)
 
 
 async def test_the_admin_command_watches_and_changes_a_running_server(
@@ -156,15 +186,16 @@ async def test_the_admin_command_watches_and_changes_a_running_server(
         (["set", "max_clients"], True, {}, 2, "set takes KEY VALUE"),
     ],
 )
+@pytest.mark.asyncio(loop_scope="module", loop_factories=["asyncio"])
 async def test_each_failure_is_one_sentence_and_its_own_exit_code(
-    admin_server: AdminServer,
+    refusing_server: AdminServer,
     words: list[str],
     token: bool,
     env: dict[str, str],
     code: int,
     message: str,
 ) -> None:
-    ran = await admin_server.admin(*words, token=token, env=env)
+    ran = await refusing_server.admin(*words, token=token, env=env)
     assert (ran.code, ran.out) == (code, "")
     assert ran.err == f"ackchat admin: {message}\n"
 

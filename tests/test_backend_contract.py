@@ -543,6 +543,33 @@ async def test_the_cache_of_departed_sessions_is_bounded(open_backend: OpenBacke
     assert (status.dropped, status.hidden, status.seen, status.connected) == (2, 0, 6, 1)
 
 
+async def test_the_version_changes_on_every_admission_departure_and_refusal(
+    open_backend: OpenBackend,
+) -> None:
+    backend = await open_backend(max_clients=2, history_limit=1)
+
+    async def version() -> tuple[int, ...]:
+        return await answer(backend, backend.version())
+
+    versions = [await version()]
+    assert await version() == versions[0], "nothing happened"
+    first = await connect(backend)
+    versions.append(await version())
+    second = await connect(backend)
+    versions.append(await version())
+    assert await answer(backend, backend.admit("10.0.0.9:1", Inbox())) is None
+    versions.append(await version())
+    await answer(backend, backend.depart(first.name, DisconnectReason.EXIT, False))
+    versions.append(await version())
+    # The cache holds one departed session: this departure drops the first from it.
+    await answer(backend, backend.depart(second.name, DisconnectReason.KICKED, True))
+    versions.append(await version())
+    await answer(backend, backend.set_max_clients(3))
+    versions.append(await version())
+    assert len(set(versions)) == len(versions), versions
+    assert await version() == versions[-1], "nothing happened"
+
+
 # Rooms
 
 

@@ -3,6 +3,8 @@ table) on made-up inputs, and its direct-message load against two real cluster n
 
 from __future__ import annotations
 
+import string
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -56,8 +58,10 @@ def test_parse_info_reads_every_section_and_skips_headers() -> None:
     assert not any(key.startswith("#") for key in info)
 
 
-keys = st.from_regex(r"[a-z_]{1,20}", fullmatch=True)
-values = st.from_regex(r"[A-Za-z0-9.,=:_-]{0,30}", fullmatch=True)
+# The same strings as the regexes [a-z_]{1,20} and [A-Za-z0-9.,=:_-]{0,30}; text() draws
+# them several times faster than from_regex().
+keys = st.text(alphabet=string.ascii_lowercase + "_", min_size=1, max_size=20)
+values = st.text(alphabet=string.ascii_letters + string.digits + ".,=:_-", max_size=30)
 
 
 @settings(max_examples=100)

@@ -6,21 +6,40 @@ from __future__ import annotations
 
 from playwright.async_api import expect
 
-from adminhttp import AdminFactory, admin_api
-from browser import BROWSER_LOOP, MARKUP, SHOWN_WITHIN, Pages, chat, chromium, pages, say
+from adminhttp import AdminFactory, module_loop_admin_api
+from browser import (
+    BROWSER_MODULE_LOOP,
+    MARKUP,
+    SHOWN_WITHIN,
+    Pages,
+    chat,
+    chromium,
+    module_loop_connect,
+    say,
+    shared_browser,
+    shared_pages,
+)
 from conftest import ClientFactory
 from lineclient import renamed
 
-__all__ = ["admin_api", "chromium", "pages"]  # The fixtures, imported to be used here.
+# The fixtures, imported to be used here: one browser for the module, and admin_api and
+# connect in its event loop; each test still has its own pages, servers and clients.
+__all__ = [
+    "chromium",
+    "module_loop_admin_api",
+    "module_loop_connect",
+    "shared_browser",
+    "shared_pages",
+]
 
-pytestmark = BROWSER_LOOP
+pytestmark = BROWSER_MODULE_LOOP
 
 
 async def test_a_browser_user_and_a_netcat_user_exchange_direct_and_room_messages(
-    admin_api: AdminFactory, connect: ClientFactory, pages: Pages
+    admin_api: AdminFactory, connect: ClientFactory, shared_pages: Pages
 ) -> None:
     admin = await admin_api()
-    page = await chat(pages, admin.url, "webber")
+    page = await chat(shared_pages, admin.url, "webber")
     nc = await renamed(await connect(admin.server), "netty")
     await say(page, "/msg netty hello from the web")
     assert (await nc.read_line()).endswith(" direct webber>netty: hello from the web")
@@ -47,10 +66,10 @@ async def test_a_browser_user_and_a_netcat_user_exchange_direct_and_room_message
 
 
 async def test_markup_from_users_is_shown_as_text_and_never_run_on_both_pages(
-    admin_api: AdminFactory, connect: ClientFactory, pages: Pages
+    admin_api: AdminFactory, connect: ClientFactory, shared_pages: Pages
 ) -> None:
     admin = await admin_api()
-    page = await chat(pages, admin.url, "webber")
+    page = await chat(shared_pages, admin.url, "webber")
     await say(page, "/join lobby")
     nc = await renamed(await connect(admin.server), "netty")
     await nc.send("/join lobby")
@@ -66,7 +85,7 @@ async def test_markup_from_users_is_shown_as_text_and_never_run_on_both_pages(
     assert await page.locator("#log img, #log script").count() == 0
     assert await page.evaluate("window.injected") is None
 
-    dashboard = await pages.open(admin.url + "/")
+    dashboard = await shared_pages.open(admin.url + "/")
     await expect(dashboard.locator("#room-list li")).to_have_text("#lobby (2) netty, webber")
     await dashboard.fill("#search", MARKUP)
     await expect(dashboard.locator("#clients-more")).to_have_text(
@@ -77,10 +96,10 @@ async def test_markup_from_users_is_shown_as_text_and_never_run_on_both_pages(
 
 
 async def test_names_rooms_and_commands_complete_with_tab(
-    admin_api: AdminFactory, connect: ClientFactory, pages: Pages
+    admin_api: AdminFactory, connect: ClientFactory, shared_pages: Pages
 ) -> None:
     admin = await admin_api()
-    page = await chat(pages, admin.url, "webber")
+    page = await chat(shared_pages, admin.url, "webber")
     nc = await renamed(await connect(admin.server), "netty")
     for room in ("ops", "lobby"):
         await nc.send(f"/join {room}")
@@ -95,10 +114,10 @@ async def test_names_rooms_and_commands_complete_with_tab(
 
 
 async def test_a_lost_connection_is_resumed_with_what_was_missed(
-    admin_api: AdminFactory, connect: ClientFactory, pages: Pages
+    admin_api: AdminFactory, connect: ClientFactory, shared_pages: Pages
 ) -> None:
     admin = await admin_api()
-    page = await chat(pages, admin.url, "webber")
+    page = await chat(shared_pages, admin.url, "webber")
     await say(page, "/join lobby")
     nc = await renamed(await connect(admin.server), "netty")
     await nc.send("/join lobby")
@@ -121,10 +140,10 @@ async def test_a_lost_connection_is_resumed_with_what_was_missed(
 
 
 async def test_the_password_prompt_hides_the_password(
-    admin_api: AdminFactory, pages: Pages
+    admin_api: AdminFactory, shared_pages: Pages
 ) -> None:
     admin = await admin_api(password="open sesame", auth_delay=0.0)
-    page = await pages.open(admin.url + "/chat")
+    page = await shared_pages.open(admin.url + "/chat")
     await expect(page.locator("#log .notice").first).to_have_text(
         "Password required: send 'auth <password>'."
     )

@@ -9,14 +9,31 @@ import re
 from playwright.async_api import expect
 
 from ackchat.protocol import replies
-from adminhttp import TOKEN, AdminFactory, AdminUnderTest, admin_api
-from browser import BROWSER_LOOP, SHOWN_WITHIN, Pages, chromium, dashboard, pages
+from adminhttp import TOKEN, AdminFactory, AdminUnderTest, module_loop_admin_api
+from browser import (
+    BROWSER_MODULE_LOOP,
+    SHOWN_WITHIN,
+    Pages,
+    chromium,
+    dashboard,
+    module_loop_connect,
+    shared_browser,
+    shared_pages,
+)
 from conftest import ClientFactory
 from lineclient import LineClient
 
-__all__ = ["admin_api", "chromium", "pages"]  # The fixtures, imported to be used here.
+# The fixtures, imported to be used here: one browser for the module, and admin_api and
+# connect in its event loop; each test still has its own pages, servers and clients.
+__all__ = [
+    "chromium",
+    "module_loop_admin_api",
+    "module_loop_connect",
+    "shared_browser",
+    "shared_pages",
+]
 
-pytestmark = BROWSER_LOOP
+pytestmark = BROWSER_MODULE_LOOP
 
 
 async def greeted(connect: ClientFactory, admin: AdminUnderTest) -> LineClient:
@@ -26,10 +43,10 @@ async def greeted(connect: ClientFactory, admin: AdminUnderTest) -> LineClient:
 
 
 async def test_three_tcp_clients_are_shown_within_a_second(
-    admin_api: AdminFactory, connect: ClientFactory, pages: Pages
+    admin_api: AdminFactory, connect: ClientFactory, shared_pages: Pages
 ) -> None:
     admin = await admin_api()
-    page = await dashboard(pages, admin.url)
+    page = await dashboard(shared_pages, admin.url)
     clients = [await greeted(connect, admin) for _ in range(3)]
     rows = page.locator("#client-rows tr")
     await expect(rows).to_have_count(3, timeout=1000)
@@ -42,11 +59,11 @@ async def test_three_tcp_clients_are_shown_within_a_second(
 
 
 async def test_the_page_kicks_a_client_which_sees_why(
-    admin_api: AdminFactory, connect: ClientFactory, pages: Pages
+    admin_api: AdminFactory, connect: ClientFactory, shared_pages: Pages
 ) -> None:
     admin = await admin_api()
     clients = [await greeted(connect, admin) for _ in range(3)]
-    page = await dashboard(pages, admin.url)
+    page = await dashboard(shared_pages, admin.url)
     kick = page.locator('#client-rows tr[data-name="Client02"] button')
     await kick.click()
     await expect(page.locator("#result")).to_have_text("Enter the admin token first.")
@@ -67,14 +84,14 @@ async def test_the_page_kicks_a_client_which_sees_why(
 
 
 async def test_the_page_raises_max_clients_and_a_fourth_client_is_admitted(
-    admin_api: AdminFactory, connect: ClientFactory, pages: Pages
+    admin_api: AdminFactory, connect: ClientFactory, shared_pages: Pages
 ) -> None:
     admin = await admin_api()
     for _ in range(3):
         await greeted(connect, admin)
     turned_away = await connect(admin.server)
     assert await turned_away.read_line() == replies.SERVER_FULL
-    page = await dashboard(pages, admin.url, TOKEN)
+    page = await dashboard(shared_pages, admin.url, TOKEN)
     await expect(page.locator("#max-clients")).to_have_value("3")
     await page.fill("#max-clients", "4")
     await page.click("#max-form button")
@@ -89,12 +106,12 @@ async def test_the_page_raises_max_clients_and_a_fourth_client_is_admitted(
 
 
 async def test_the_list_is_bounded_and_searchable(
-    admin_api: AdminFactory, connect: ClientFactory, pages: Pages
+    admin_api: AdminFactory, connect: ClientFactory, shared_pages: Pages
 ) -> None:
     admin = await admin_api(max_clients=150)
     for _ in range(150):
         await greeted(connect, admin)
-    page = await dashboard(pages, admin.url)
+    page = await dashboard(shared_pages, admin.url)
     await expect(page.locator("#client-rows tr")).to_have_count(100)
     await expect(page.locator("#clients-more")).to_have_text(
         "Showing 100 of 150: search to narrow."
@@ -111,11 +128,11 @@ async def test_the_list_is_bounded_and_searchable(
 
 
 async def test_with_admin_read_token_the_dashboard_shows_nothing_without_the_token(
-    admin_api: AdminFactory, connect: ClientFactory, pages: Pages
+    admin_api: AdminFactory, connect: ClientFactory, shared_pages: Pages
 ) -> None:
     admin = await admin_api(admin_read_token=True)
     await greeted(connect, admin)
-    page = await pages.open(admin.url + "/")
+    page = await shared_pages.open(admin.url + "/")
     await expect(page.locator("#live")).to_have_text("reads need the admin token: enter it above")
     await expect(page.locator("#client-rows tr")).to_have_count(0)
     await page.fill("#token", TOKEN)

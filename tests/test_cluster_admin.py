@@ -78,6 +78,12 @@ class Cluster:
         port = int((await process.wait_for_log(ADMIN_LISTENING)).group(1))
         return Node(process, f"http://127.0.0.1:{port}")
 
+    async def two_nodes(self) -> tuple[Node, Node]:
+        """Two nodes of the cluster with the default options, started at once (each start
+        is mostly a new process's imports)."""
+        a, b = await asyncio.gather(self.node(), self.node())
+        return a, b
+
     async def call(self, node: Node, method: str, path: str, body: object = None) -> Any:
         """One admin API request to ``node``, with the token: its status and JSON answer."""
         headers = {"Authorization": f"Bearer {TOKEN}"}
@@ -105,8 +111,7 @@ async def cluster(redis_server: RedisServer, nodes: Nodes) -> AsyncIterator[Clus
 
 
 async def test_a_kick_on_one_node_disconnects_a_client_of_another(cluster: Cluster) -> None:
-    a = await cluster.node()
-    b = await cluster.node()
+    a, b = await cluster.two_nodes()
     bob = await cluster.client(b, "bob")
     await cluster.client(a, "ann")
 
@@ -135,8 +140,7 @@ async def test_a_kick_on_one_node_disconnects_a_client_of_another(cluster: Clust
 
 
 async def test_a_name_connected_nowhere_is_not_found(cluster: Cluster) -> None:
-    a = await cluster.node()
-    b = await cluster.node()
+    a, b = await cluster.two_nodes()
     status, body = await cluster.call(a, "DELETE", "/api/clients/nobody")
     assert status == 404
     assert body == {
@@ -161,8 +165,7 @@ async def test_a_name_connected_nowhere_is_not_found(cluster: Cluster) -> None:
 async def test_the_admin_command_kicks_a_client_of_another_node(
     cluster: Cluster, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    a = await cluster.node()
-    b = await cluster.node()
+    a, b = await cluster.two_nodes()
     dan = await cluster.client(a, "dan")
 
     def admin(*words: str) -> tuple[int, str, str]:
@@ -182,8 +185,7 @@ async def test_the_admin_command_kicks_a_client_of_another_node(
 async def test_an_idle_timeout_set_on_one_node_disconnects_a_client_of_another(
     cluster: Cluster,
 ) -> None:
-    a = await cluster.node()
-    b = await cluster.node()
+    a, b = await cluster.two_nodes()
     eve = await cluster.client(b, "eve")
     status, body = await cluster.call(a, "PATCH", "/api/config", {"idle_timeout": 1})
     assert status == 200
@@ -220,8 +222,7 @@ async def test_a_sighup_on_one_node_changes_the_idle_timeout_of_every_node(
 async def test_history_sizes_and_rate_limits_set_on_one_node_hold_on_another(
     cluster: Cluster,
 ) -> None:
-    a = await cluster.node()
-    b = await cluster.node()
+    a, b = await cluster.two_nodes()
     fay = await cluster.client(b, "fay")
 
     async def running_with(limits: Mapping[str, object]) -> None:

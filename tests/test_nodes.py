@@ -80,8 +80,7 @@ LIMITS = (10, 11, 12)
 
 async def three_nodes(nodes: Nodes) -> None:
     """Three nodes, told apart by their ``max_clients``: 10, 11 and 12."""
-    for limit in LIMITS:
-        await nodes.start_node("--max-clients", str(limit))
+    await nodes.start_each(*(("--max-clients", str(limit)) for limit in LIMITS))
 
 
 async def test_haproxy_spreads_line_clients_over_three_nodes_and_skips_a_dead_one(

@@ -642,7 +642,7 @@ async def test_a_limit_changed_by_sighup_on_one_node_changes_and_is_logged_every
     configs = [tmp_path / f"node{number}.toml" for number in range(3)]
     for config in configs:
         config.write_text("[serve]\nmax_clients = 3\n")
-    started = [await nodes.start_node("--config", str(config), *options) for config in configs]
+    started = await nodes.start_each(*(("--config", str(config), *options) for config in configs))
     configs[0].write_text("[serve]\nmax_clients = 4\n")
     started[0].send_signal(signal.SIGHUP)
     await started[0].wait_for_log(r"reload of .*node0\.toml: max_clients 3 -> 4")

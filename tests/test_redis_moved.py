@@ -13,6 +13,7 @@ answered ASK) counts as unreachable after a few tries, instead of being tried fo
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import hiredis
@@ -133,8 +134,10 @@ async def test_a_chat_goes_on_when_the_clusters_slot_moves_to_another_master(
     owner = redis_cluster.owner_of(key)
     other, target = redis_cluster.others_than(owner)
     options = ("--cluster-name", name, "--heartbeat-ttl", TTL)
-    first = await nodes.start_node("--redis", redis_url(owner), *options)
-    second = await nodes.start_node("--redis", redis_url(other), *options)
+    first, second = await asyncio.gather(
+        nodes.start_node("--redis", redis_url(owner), *options),
+        nodes.start_node("--redis", redis_url(other), *options),
+    )
     ann = await people.greeted(first, "Ann")
     bob = await people.greeted(second, "Bob")
     cat = await people.greeted(second, "Cat")
@@ -181,8 +184,10 @@ async def test_a_chat_goes_on_when_a_replica_takes_over_the_clusters_slot(
     owner = redis_cluster.owner_of(f"{{{name}}}:")
     other, _ = redis_cluster.others_than(owner)
     replica = redis_cluster.add_replica(owner)
-    first = await nodes.start_node("--redis", redis_url(owner), "--cluster-name", name)
-    second = await nodes.start_node("--redis", redis_url(other), "--cluster-name", name)
+    first, second = await asyncio.gather(
+        nodes.start_node("--redis", redis_url(owner), "--cluster-name", name),
+        nodes.start_node("--redis", redis_url(other), "--cluster-name", name),
+    )
     ann = await people.greeted(first, "Ann")
     bob = await people.greeted(second, "Bob")
     await join(ann.client, "dev")

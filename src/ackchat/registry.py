@@ -87,6 +87,12 @@ class MemoryRegistry:
         self._connected[new_name] = renamed
         return renamed
 
+    def version(self) -> tuple[int, int, int, int]:
+        """Sessions admitted, departed (kept or dropped), turned away, and the limit:
+        what changes when :meth:`snapshot` does, without building one."""
+        departed = len(self._departed) + self._dropped
+        return self._last_number, departed, self._rejected, self._max_clients
+
     def snapshot(self, recent_limit: int | None) -> StatusSnapshot:
         departed = list(self._departed)
         hidden = 0

@@ -142,6 +142,11 @@ class Backend(Protocol):
     def snapshot(self, recent_limit: int | None) -> Result[StatusSnapshot]:
         """Every connected session and up to ``recent_limit`` most recent departed ones."""
 
+    def version(self) -> Result[tuple[int, ...]]:
+        """Counts of the whole service that change whenever a client is admitted, departs
+        or is turned away, or the limit changes: one cheap read (no snapshot), so that a
+        dashboard can look for a change often, wherever in a cluster it happened."""
+
     def direct(self, sender: str, recipient: str, text: str) -> Result[None]:
         """A message to one client (held clients get it when they resume)."""
 

@@ -100,6 +100,9 @@ class MemoryBackend:
     def snapshot(self, recent_limit: int | None) -> StatusSnapshot:
         return self._registry.snapshot(recent_limit)
 
+    def version(self) -> tuple[int, ...]:
+        return self._registry.version()
+
     def direct(self, sender: str, recipient: str, text: str) -> None:
         self._hub.direct(sender, recipient, text, self._clock.wall())
 

@@ -5,10 +5,11 @@ Sampling: once a second :class:`Samples` notes this server's lines received, cli
 connected and connections turned away (by the address policy, for a wrong password, or
 because the server was full), and keeps ten minutes of them for the page's charts.
 
-Pushing: a dashboard's stream gets an update at once, then whenever this server's counts
-of arrivals, departures and refusals change (looked at four times a second, a few
-additions each time), and at least once a second otherwise (idle times grow, another
-node's clients come and go, names and rooms change). One backend snapshot per update
+Pushing: a dashboard's stream gets an update at once, then whenever the service's
+arrivals, departures and refusals change, on this server or on any node of its cluster
+(looked at four times a second: this server's counters, and the backend's cheap
+``version``, one round trip to Redis in a cluster), and at least once a second
+otherwise (idle times grow, names and rooms change). One backend snapshot per update
 serves every open dashboard, and each gets it bounded by its own search
 (views.dashboard_view). A dashboard that reads slowly gets the latest update when it
 reads again, never a queue of old ones. Nothing is done while no dashboard is open
@@ -247,16 +248,22 @@ class LiveFeed:
         rejected = counters.full + sum(counters.refused.values())
         return connected, self._server.traffic().lines_in, rejected
 
-    def _version(self) -> tuple[int, ...]:
-        """Counts that change when a client comes, goes or is turned away, or the limit."""
+    async def _version(self) -> tuple[tuple[int, ...], tuple[int, ...] | None]:
+        """Counts that change when a client comes, goes or is turned away, or the limit:
+        this server's, and the backend's for the whole service (None while out of reach)."""
         counters = self._server.counters
-        return (
+        here = (
             counters.admitted,
             sum(counters.departures.values()),
             counters.full,
             sum(counters.refused.values()),
             self._server.backend.max_clients,
         )
+        try:
+            service = await settled(self._server.backend.version())
+        except BackendUnavailableError:
+            return here, None
+        return here, service
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -264,7 +271,7 @@ class LiveFeed:
         self.samples.add(self._wall(), lines, connected, rejected)
         next_sample = last_push = loop.time()
         next_sample += SAMPLE_INTERVAL
-        version = self._version()
+        version = None
         while True:
             await asyncio.sleep(CHECK_INTERVAL)
             now = loop.time()
@@ -274,7 +281,7 @@ class LiveFeed:
                 next_sample = max(next_sample + SAMPLE_INTERVAL, now)
             if not self._subscriptions:
                 continue
-            latest = self._version()
+            latest = await self._version()
             if latest != version or now - last_push >= PUSH_INTERVAL:
                 version, last_push = latest, now
                 picture = await self.picture()

@@ -10,16 +10,17 @@ Prometheus scrapes each node and sums across them.
 The event loop's lag is measured by :class:`LoopLag`, a timer that notes how late it
 fires: when callbacks hog the loop, every client waits that long too.
 
-In cluster mode there are also the node's links to Redis (:class:`RedisLinks`): the round
-trips of its connection for operations, each connection's faults and reconnections, and
-the cross-node delivery lag that its heartbeats measure (liveness.py). In embedded mode
-those metrics are absent: there is no Redis.
+In cluster mode there are also the node's links to Redis (:class:`RedisLinks`, read from
+the backend's :attr:`~ackchat.backend.redis.backend.RedisBackend.links`): the round trips
+of its connection for operations, each connection's faults and reconnections, and the
+cross-node delivery lag its stream reader measures (fanout.py). In embedded mode those
+metrics are absent: there is no Redis.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -33,14 +34,13 @@ from prometheus_client.core import (
 
 from ackchat.admission import Refusal
 from ackchat.backend.interface import Backend
-from ackchat.backend.redis.liveness import LOST, TIMEOUT, LinkFaults, Liveness
+from ackchat.backend.redis.liveness import LOST, TIMEOUT
 from ackchat.records import ChatLoss, DisconnectReason
 from ackchat.server.assembly import ChatServer
 from ackchat.server.stats import LatencyHistogram
 
 if TYPE_CHECKING:
     from ackchat.backend.redis.backend import RedisBackend
-    from ackchat.backend.redis.commands import CommandConnection
 
 # How often the loop-lag timer fires, in seconds.
 LAG_INTERVAL = 0.25
@@ -97,53 +97,45 @@ def histogram_family(
     """A Prometheus histogram with one series per labelled :class:`LatencyHistogram`."""
     family = HistogramMetricFamily(name, documentation, labels=[label_name] if label_name else [])
     for value, histogram in histograms.items():
-        buckets = [(_bound(bound), count) for bound, count in histogram.cumulative()]
-        family.add_metric([value] if label_name else [], buckets, histogram.total)
+        family.add_metric(
+            [value] if label_name else [], _buckets(histogram.cumulative()), histogram.total
+        )
     return family
 
 
-def _bound(bound: float) -> str:
-    """A bucket bound as the exposition writes it: ``+Inf`` for the last."""
-    return "+Inf" if bound == float("inf") else repr(bound)
+def _buckets(cumulative: Iterable[tuple[float, int]]) -> list[tuple[str, float]]:
+    """Cumulative buckets as the exposition writes them: each bound's text, ``+Inf`` for
+    the last."""
+    return [
+        ("+Inf" if bound == float("inf") else repr(bound), count) for bound, count in cumulative
+    ]
 
 
 @dataclass(frozen=True)
 class RedisLinks:
-    """What a cluster node counts of its links to Redis."""
+    """The Redis metrics of a cluster node, read from its backend's public counts."""
 
     backend: RedisBackend
-    # The connection for operations, and the stream reader's faults.
-    commands: CommandConnection
-    reader: LinkFaults
-    # The heartbeat schedule: the beats, the deaf readers, the delivery lag.
-    liveness: Liveness
 
     @classmethod
     def of(cls, backend: Backend) -> RedisLinks | None:
-        """The links of a cluster backend, its reader made to report what it delivers
-        to the heartbeat schedule (which then measures the lag); None in embedded mode."""
+        """The links of a cluster backend; None in embedded mode."""
         try:
             from ackchat.backend.redis.backend import RedisBackend
         except ImportError:
             # redis-py is not installed: no cluster mode.
             return None
-        if not isinstance(backend, RedisBackend):
-            return None
-        liveness = backend._liveness
-        reader = backend._reader
-        liveness.watch(backend._index.applied)
-        reader.heard = liveness.heard
-        return cls(backend, backend._commands, reader.faults, liveness)
+        return cls(backend) if isinstance(backend, RedisBackend) else None
 
     def collect(self) -> Iterator[Metric]:
         """The Redis metrics, as they stand now."""
-        commands, liveness = self.commands, self.liveness
+        links = self.backend.links
         connected = GaugeMetricFamily(
             "ackchat_redis_connected",
             "1 while this node's connection to Redis for operations is up (connected and"
             " recovered), else 0: operations are refused at once meanwhile.",
         )
-        connected.add_metric([], int(commands.available))
+        connected.add_metric([], int(links.connected))
         yield connected
         round_trips = CounterMetricFamily(
             "ackchat_redis_round_trips",
@@ -151,7 +143,7 @@ class RedisLinks:
             " each with every operation asked for meanwhile (the stream reader's reads"
             " are not counted).",
         )
-        round_trips.add_metric([], commands.round_trips)
+        round_trips.add_metric([], links.round_trips)
         yield round_trips
         errors = CounterMetricFamily(
             "ackchat_redis_errors",
@@ -161,11 +153,11 @@ class RedisLinks:
             " refused an operation), deaf (the reader heard nothing, and was restarted).",
             labels=["connection", "kind"],
         )
-        for kind, count in commands.faults.counts.items():
+        for kind, count in links.command_faults.items():
             errors.add_metric(["commands", kind], count)
         for kind in (LOST, TIMEOUT):
-            errors.add_metric(["reader", kind], self.reader.counts[kind])
-        errors.add_metric(["reader", "deaf"], liveness.deaf_readers)
+            errors.add_metric(["reader", kind], links.reader_faults[kind])
+        errors.add_metric(["reader", "deaf"], links.deaf_readers)
         yield errors
         reconnects = CounterMetricFamily(
             "ackchat_redis_reconnects",
@@ -173,31 +165,32 @@ class RedisLinks:
             " reader's restarts, when deaf or reading a new run, too).",
             labels=["connection"],
         )
-        reconnects.add_metric(["commands"], commands.faults.reconnects)
-        reconnects.add_metric(["reader"], self.reader.reconnects)
+        reconnects.add_metric(["commands"], links.command_reconnects)
+        reconnects.add_metric(["reader"], links.reader_reconnects)
         yield reconnects
         beats = CounterMetricFamily(
             "ackchat_redis_heartbeats", "Heartbeats of this node that Redis answered."
         )
-        beats.add_metric([], liveness.beats)
+        beats.add_metric([], links.heartbeats)
         yield beats
         missed = CounterMetricFamily(
             "ackchat_cross_node_events_missed",
             "Events of the cluster's stream this node never read: the stream was trimmed"
             " past them while its reader was behind or cut off.",
         )
-        missed.add_metric([], self.backend.missed_events)
+        missed.add_metric([], links.missed_events)
         yield missed
-        yield histogram_family(
+        lag = HistogramMetricFamily(
             "ackchat_cross_node_delivery_lag_seconds",
-            "Time from Redis's answer to one of this node's heartbeats (whose script appends"
-            " a notice to the cluster's stream, as every event's does) until this node's"
-            " stream reader delivered that notice; 0 if it did before the answer came. One"
-            " per heartbeat, both ends on this node's clock: how far the reader is behind"
-            " the stream.",
-            {"": liveness.lag},
-            "",
+            "Time from Redis writing an event to the cluster's stream (by Redis's clock,"
+            " in milliseconds) until this node's stream reader delivered it (by this"
+            " node's clock), one per event read, whichever node wrote it. It includes"
+            " the offset between the two clocks (keep them in sync, with NTP); 0 if"
+            " Redis's is ahead. Events without a time (written by an older node) are not"
+            " counted.",
         )
+        lag.add_metric([], _buckets(links.lag_buckets), links.lag_sum)
+        yield lag
 
 
 class ServerCollector:

@@ -64,10 +64,11 @@ from ackchat.backend.redis.commands import (
     CommandConnection,
     log_crash,
     script_command,
+    where,
 )
 from ackchat.backend.redis.fanout import StreamReader
 from ackchat.backend.redis.keys import ClusterKeys
-from ackchat.backend.redis.liveness import Liveness, reconnect_delays
+from ackchat.backend.redis.liveness import LinkCounts, Liveness, reconnect_delays
 from ackchat.backend.redis.local import LocalIndex, LocalMember, Registration, Ticket
 from ackchat.chat.hub import (
     RESUME_WITH_ROOMS,
@@ -145,6 +146,8 @@ class RedisBackend:
         if history_limit < 0:
             raise ValueError("history_limit must not be negative")
         self.node_id = node_id
+        self._url = url
+        self._cluster_name = cluster_name
         self._keys = keys = ClusterKeys(cluster_name)
         self._clock = clock
         self._max_clients = max_clients
@@ -209,6 +212,25 @@ class RedisBackend:
         """Events this node never read because the stream was trimmed past it."""
         return self._index.missed
 
+    @property
+    def links(self) -> LinkCounts:
+        """What this node counts of its links to Redis, as it stands now (for /metrics):
+        a copy, which the links do not change afterwards."""
+        commands, reader = self._commands, self._reader
+        return LinkCounts(
+            connected=commands.available,
+            round_trips=self.round_trips,
+            command_faults=dict(commands.faults.counts),
+            command_reconnects=commands.faults.reconnects,
+            reader_faults=dict(reader.faults.counts),
+            reader_reconnects=reader.faults.reconnects,
+            deaf_readers=self._liveness.deaf_readers,
+            heartbeats=self._liveness.beats,
+            missed_events=self.missed_events,
+            lag_buckets=tuple(reader.lag.cumulative()),
+            lag_sum=reader.lag.total,
+        )
+
     async def start(self) -> None:
         """Connect, load the scripts, join the cluster (its limit, its run, a first beat,
         and an end to what an earlier process of this node left), start reading the
@@ -221,6 +243,14 @@ class RedisBackend:
             raise
         self._beating = asyncio.create_task(self._beat_forever(), name="ackchat redis heartbeat")
         self._beating.add_done_callback(log_crash)
+        log.info(
+            "cluster mode: node %s of cluster %r, through Redis at %s (at most %d clients"
+            " across the cluster)",
+            self.node_id,
+            self._cluster_name,
+            where(self._url),
+            self._max_clients,
+        )
 
     async def close(self) -> None:
         """Stop beating, drop the heartbeat (the others reap at once what is left of this
@@ -443,6 +473,30 @@ class RedisBackend:
 
     # Messages
 
+    def version(self) -> Pending[tuple[int, ...]]:
+        """Two plain reads in one batch (one round trip, no script): the cluster's
+        sessions admitted, departed (kept or dropped), turned away, and its limit."""
+        keys = self._keys
+        pending: Pending[tuple[int, ...]] = Pending()
+        counts: list[int] = []
+
+        def on_counts(reply: list[bytes | None]) -> None:
+            counts.extend(int(value or 0) for value in reply)
+
+        def on_kept(kept: int) -> None:
+            if not pending.done:
+                admitted, dropped, rejected, limit = counts
+                pending.set_result((admitted, dropped + kept, rejected, limit))
+
+        def on_error(error: BaseException) -> None:
+            if not pending.done:
+                pending.set_exception(error)
+
+        counted = ("MGET", keys.session_seq, keys.dropped, keys.rejected, keys.max_clients)
+        self._commands.submit(counted, on_counts, on_error)
+        self._commands.submit(("LLEN", keys.departed), on_kept, on_error)
+        return pending
+
     def direct(self, sender: str, recipient: str, text: str) -> Pending[None]:
         member = self._member(sender)
         now = self._clock.wall()
@@ -628,6 +682,13 @@ class RedisBackend:
                 ("SET", keys.run, secrets.token_hex(8), "NX"),
                 ("GET", keys.run),
             )
+            if int(cluster_max) != self._max_clients:
+                log.info(
+                    "joined the cluster: running with its max_clients %s (this node had %d;"
+                    " change it with SIGHUP or PATCH /api/config on any node)",
+                    cluster_max.decode() if isinstance(cluster_max, bytes) else cluster_max,
+                    self._max_clients,
+                )
             self._max_clients = int(cluster_max)
             self._adopt(_decoded(live), "joined the cluster: running with its live settings")
             index.applied = int(position or 0)

@@ -82,7 +82,8 @@ NOTICE = "n"
 
 
 def decode_entry(entry_id: bytes, fields: list[bytes]) -> Entry:
-    """A stream entry from XREAD: its id (``<event id>-0``) and its fields (h, d)."""
+    """A stream entry from XREAD: its id (``<event id>-0``) and its fields (h: header,
+    d: data; t, the time Redis wrote it, is read by the reader's lag metric)."""
     values = dict(zip(fields[::2], fields[1::2], strict=True))
     kind, who, *rest = values[b"h"].decode().split(" ", 2)
     return Entry(int(entry_id.split(b"-", 1)[0]), kind, who, rest[0] if rest else "", values[b"d"])

@@ -12,6 +12,14 @@ a connection that hears nothing (a deaf reader, see liveness.py) and reads on a 
 A read that a Redis Cluster redirects (the slot is on another master, or on its way
 there: slot.py) is made again where the slot is, at once for MOVED; a few redirections
 in a row count as a lost connection.
+
+The reader also measures the cross-node delivery lag: every entry carries the time Redis
+wrote it, by Redis's clock in milliseconds (field ``t``, scripts.py), and once a batch
+is delivered each of its entries is observed, this node's wall clock less that time
+(:func:`observe_lag`). It includes the offset between this node's clock and the Redis
+host's (keep them in sync, with NTP); an offset that makes it negative counts as 0.
+Entries written by an older node, without ``t``, are not measured. Nothing is measured
+per recipient: one field, one observation per event read.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -34,12 +42,34 @@ from ackchat.backend.redis.commands import (
 from ackchat.backend.redis.liveness import LinkFaults
 from ackchat.backend.redis.local import LocalIndex
 from ackchat.backend.redis.slot import MAX_REDIRECTS, is_redirection, pause, shown
+from ackchat.server.stats import LatencyHistogram
 
 log = logging.getLogger("ackchat.server")
 
 # Events read at most at once, and how long one XREAD waits for new ones (milliseconds).
 READ_COUNT = 1000
 BLOCK_MS = 2000
+# Upper bounds of the delivery-lag buckets, in seconds: from a reader waiting in XREAD
+# (the times are whole milliseconds: a lag under one shows as 0 or 0.001) to one
+# catching up after an outage.
+DELIVERY_LAG_BUCKETS = (
+    0.001,
+    0.002,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+)
+# The field of a stream entry with the time Redis wrote it; the scripts write it last.
+WRITTEN = b"t"
 
 
 class StreamReader:
@@ -65,10 +95,10 @@ class StreamReader:
         self._task: asyncio.Task[None] | None = None
         # Set while the task is being stopped: an error then ends it (see stop_reading).
         self._stopping = False
-        # What went wrong on it, by kind, and its reconnections (for /metrics); told the
-        # last event id delivered, and when, after each read (the delivery-lag probe).
+        # What went wrong on it, by kind, and its reconnections; how long the events it
+        # delivered took from the stream (both for /metrics).
         self.faults = LinkFaults()
-        self.heard: Callable[[int, float], None] = _unwatched
+        self.lag = LatencyHistogram(DELIVERY_LAG_BUCKETS)
 
     async def connect(self) -> None:
         """Connect (raises BackendUnavailableError if Redis cannot be reached) and start
@@ -156,7 +186,7 @@ class StreamReader:
             if reply:
                 ((_, entries),) = reply
                 index.receive(decode_entry(entry_id, fields) for entry_id, fields in entries)
-                self.heard(index.applied, time.monotonic())
+                observe_lag(self.lag, entries, time.time_ns() // 1_000_000)
             elif waiting := index.settle_unreachable():
                 # A blocking read that finds nothing saw every event added since it began.
                 log.warning(
@@ -186,5 +216,13 @@ class StreamReader:
         self.faults.reconnected()
 
 
-def _unwatched(applied: int, now: float) -> None:
-    """What the reader delivered, when nobody measures it."""
+def observe_lag(
+    lag: LatencyHistogram, entries: Sequence[tuple[bytes, Sequence[bytes]]], now_ms: int
+) -> None:
+    """Observe into ``lag`` how long before ``now_ms`` (this node's wall clock, in
+    milliseconds) Redis wrote each of ``entries`` (XREAD's ids and flat field lists), in
+    seconds: 0 where Redis's clock is ahead. An entry without a time (an older node's)
+    is skipped."""
+    for _, fields in entries:
+        if len(fields) > 1 and fields[-2] == WRITTEN and (written := fields[-1]).isdigit():
+            lag.observe(max(now_ms - int(written), 0) / 1000)

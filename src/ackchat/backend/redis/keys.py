@@ -100,6 +100,10 @@ class ClusterKeys:
         self.prefix = key_prefix(cluster)
         prefix = self.prefix
         self.max_clients = prefix + FIXED["max_clients"]
+        self.session_seq = prefix + FIXED["session_seq"]
+        self.rejected = prefix + FIXED["rejected"]
+        self.dropped = prefix + FIXED["dropped"]
+        self.departed = prefix + FIXED["departed"]
         self.live = prefix + FIXED["live"]
         self.rooms = prefix + FIXED["rooms"]
         self.event_seq = prefix + FIXED["event_seq"]

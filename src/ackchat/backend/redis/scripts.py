@@ -78,11 +78,24 @@ local function keep_capped(list, value, cap)
   end
 end
 
+-- When the script writes to the stream, by Redis's clock in milliseconds (seconds * 1000
+-- + the milliseconds of the microseconds): every entry's last field, t, so that the
+-- readers measure how long it took them to deliver it (fanout.py).
+local written_ms
+local function written()
+  if not written_ms then
+    local time = redis.call('TIME')
+    written_ms = time[1] .. string.format('%03d', math.floor(tonumber(time[2]) / 1000))
+  end
+  return written_ms
+end
+
 -- Draw an event id and publish the event: returns the id and the encoded line.
 local function publish(header, rest)
   local eid = redis.call('INCR', K.event_seq)
   local data = '@' .. eid .. ' ' .. rest
-  redis.call('XADD', K.events, 'MAXLEN', '~', STREAM_CAP, eid .. '-0', 'h', header, 'd', data)
+  redis.call('XADD', K.events, 'MAXLEN', '~', STREAM_CAP, eid .. '-0',
+    'h', header, 'd', data, 't', written())
   return eid, data
 end
 
@@ -147,7 +160,7 @@ end
 local function notice(node, what, text)
   local eid = redis.call('INCR', K.event_seq)
   redis.call('XADD', K.events, 'MAXLEN', '~', STREAM_CAP, eid .. '-0',
-    'h', 'n ' .. node .. ' ' .. what, 'd', text)
+    'h', 'n ' .. node .. ' ' .. what, 'd', text, 't', written())
   return eid
 end
 
