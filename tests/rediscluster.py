@@ -224,7 +224,13 @@ class RedisCluster:
                 for line in self._ask(master.port, "CLUSTER", "NODES").splitlines():
                     if line.startswith(old_id) and "slave" not in line.split()[2]:
                         return False
-            return self._ask(port, "ROLE").startswith("master")
+            if not self._ask(port, "ROLE").startswith("master"):
+                return False
+            # Every master agrees the cluster is whole again (it says CLUSTERDOWN between).
+            return all(
+                "cluster_state:ok" in self._ask(master.port, "CLUSTER", "INFO")
+                for master in self.masters
+            )
 
         self._until(taken_over, "the replica did not take over from its master")
 

@@ -20,11 +20,19 @@ import hiredis
 import pytest
 from redis._parsers.base import BaseParser
 from redis.asyncio.connection import Connection, SSLConnection
-from redis.exceptions import AskError, ResponseError, TryAgainError
+from redis.exceptions import ResponseError
 
 from ackchat.backend.interface import BackendUnavailableError
 from ackchat.backend.redis.commands import make_connection
-from ackchat.backend.redis.slot import MAX_REDIRECTS, Moved, is_redirection, moved, pause, shown
+from ackchat.backend.redis.slot import (
+    MAX_REDIRECTS,
+    Moved,
+    Redirection,
+    is_redirection,
+    moved,
+    pause,
+    shown,
+)
 from backends import fresh_cluster, redis_backend, redis_url
 from lineclient import LineClient
 from nodes import Nodes
@@ -50,7 +58,7 @@ def error_of(reply: str) -> ResponseError:
     return error
 
 
-def redirection_of(reply: str) -> AskError | TryAgainError:
+def redirection_of(reply: str) -> Redirection:
     """The redirection redis-py makes of ``reply``."""
     error = error_of(reply)
     assert is_redirection(error), error
@@ -71,8 +79,12 @@ def test_a_migration_under_way_leaves_the_slot_where_it_is() -> None:
         assert moved(redirection_of(reply), "10.0.0.1") is None
 
 
+def test_a_cluster_down_for_a_moment_is_waited_out_where_the_slot_is() -> None:
+    assert moved(redirection_of("CLUSTERDOWN The cluster is down"), "10.0.0.1") is None
+
+
 def test_other_errors_are_no_redirections() -> None:
-    for reply in ("ERR unknown command", "NOSCRIPT No matching script", "CLUSTERDOWN down"):
+    for reply in ("ERR unknown command", "NOSCRIPT No matching script", "READONLY replica"):
         assert not is_redirection(error_of(reply))
     assert not is_redirection(b"OK")
 

@@ -40,7 +40,7 @@ import hiredis
 from redis.asyncio.connection import AbstractConnection, Connection, parse_url
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import AskError, NoScriptError, RedisError, ResponseError, TryAgainError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ackchat.backend.interface import BackendUnavailableError
@@ -48,8 +48,10 @@ from ackchat.backend.redis.liveness import LinkFaults
 from ackchat.backend.redis.scripts import Script
 from ackchat.backend.redis.slot import (
     MAX_REDIRECTS,
+    REDIRECTIONS,
     Address,
     Moved,
+    Redirection,
     SlotUnreachableError,
     is_redirection,
     moved,
@@ -164,7 +166,7 @@ class MasterLink:
             self._point(None)
             await connect(self.connection)
 
-    def follow(self, redirection: AskError | TryAgainError) -> Moved | None:
+    def follow(self, redirection: Redirection) -> Moved | None:
         """Point at the master a ``MOVED`` names (connected at the next :meth:`connect`;
         the connection must be closed first); None for a migration under way, which
         leaves the slot where it is."""
@@ -228,7 +230,7 @@ class CommandConnection:
         self._stopping = False
         # The last redirection answered on this connection, while its replies are still
         # being read: then nothing more is sent on it (see _follow).
-        self._redirected: AskError | TryAgainError | None = None
+        self._redirected: Redirection | None = None
         # Redirections in a row, with no other answer between.
         self._redirects = 0
         # Round trips made (batches sent), for the tests and the benchmarks' counts.
@@ -294,7 +296,7 @@ class CommandConnection:
             try:
                 answers = await self._open(commands)
                 await self._recover(self._ask)
-            except (AskError, TryAgainError) as redirection:
+            except REDIRECTIONS as redirection:
                 await self._connection.disconnect(nowait=True)
                 await self._go(redirection, redirects)
             else:
@@ -303,7 +305,7 @@ class CommandConnection:
             f"Redis Cluster redirected the cluster's slot {MAX_REDIRECTS} times in a row"
         )
 
-    async def _go(self, redirection: AskError | TryAgainError, redirects: int) -> None:
+    async def _go(self, redirection: Redirection, redirects: int) -> None:
         """Point the connection at the master ``redirection`` names, or wait before trying
         the same one again while the slot is being migrated."""
         was = where(self._url) if self._link.master is None else shown(self._link.master)

@@ -5,15 +5,16 @@ node may be given any master (or a replica) of a Redis Cluster: the first comman
 key is answered ``MOVED <slot> <host>:<port>``, naming the master that holds it, and the
 connection is made again there. The same reply mid-run (the slot was migrated, a
 replica took over) means the command did not run: it is sent again on the new master.
-``ASK`` and ``TRYAGAIN`` (the slot is being migrated) mean it did not run either: it is
-sent again after a pause. A plain Redis never answers so; nothing is asked on its way.
+``ASK`` and ``TRYAGAIN`` (the slot is being migrated) and ``CLUSTERDOWN`` (the cluster
+is between two states, a failover under way) mean it did not run either: it is sent
+again after a pause. A plain Redis never answers so; nothing is asked on its way.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple, TypeGuard
 
-from redis.exceptions import AskError, MovedError, TryAgainError
+from redis.exceptions import AskError, ClusterDownError, MovedError, TryAgainError
 
 # Redirections in a row (with no answer between) after which the slot counts as
 # unreachable, and the connection takes the usual way back (a reconnection with backoff).
@@ -23,6 +24,9 @@ MIGRATION_PAUSE = 0.05
 
 # A master's host and port.
 Address = tuple[str, int]
+# The replies that say a command did not run, and where or when it may.
+Redirection = AskError | TryAgainError | ClusterDownError
+REDIRECTIONS = (AskError, TryAgainError, ClusterDownError)
 
 
 class Moved(NamedTuple):
@@ -36,16 +40,18 @@ class SlotUnreachableError(ConnectionError):
     """The cluster's slot was redirected too many times in a row: Redis counts as lost."""
 
 
-def is_redirection(answer: object) -> TypeGuard[AskError | TryAgainError]:
+def is_redirection(answer: object) -> TypeGuard[Redirection]:
     """Whether ``answer`` says the command did not run because the slot is elsewhere or on
-    its way there: ``MOVED``, ``ASK`` or ``TRYAGAIN``."""
-    return isinstance(answer, AskError | TryAgainError)
+    its way there, or the cluster is down for a moment: ``MOVED``, ``ASK``, ``TRYAGAIN``
+    or ``CLUSTERDOWN``."""
+    return isinstance(answer, REDIRECTIONS)
 
 
-def moved(error: AskError | TryAgainError, host: str) -> Moved | None:
+def moved(error: Redirection, host: str) -> Moved | None:
     """Where a ``MOVED`` reply says the slot is, or None for a reply that leaves it where
-    it is (``ASK``, ``TRYAGAIN``: a migration under way). An empty host (a master that does
-    not know its own address) is the one the reply came from, ``host``."""
+    it is (``ASK``, ``TRYAGAIN``: a migration under way; ``CLUSTERDOWN``). An empty host
+    (a master that does not know its own address) is the one the reply came from,
+    ``host``."""
     if not isinstance(error, MovedError):
         return None
     return Moved(error.slot_id, (error.host or host, error.port))
