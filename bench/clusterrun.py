@@ -4,8 +4,9 @@ Round after round, the modes alternate (embedded first in odd rounds, cluster fi
 even ones): one embedded node, or three cluster nodes sharing this run's own
 redis-server, each started afresh on free ports of 127.0.0.1, then the same scenarios
 of ``ackchat bench`` against each (echo, connect/exit churn, fanout, idle) and direct
-messages (:mod:`clusterload`). Ratios cluster/embedded are taken within a round, the
-report shows their median. While a run goes, a thread samples the CPU time of every
+messages (:mod:`clusterload`); echo alone runs in the cluster round, in turns with an
+embedded node started beside the cluster. Ratios cluster/embedded are taken within a
+round, the report shows their median. While a run goes, a thread samples the CPU time of every
 server process (/proc/PID/stat) and Redis's ``INFO stats memory``.
 
 Exit codes: 0 when every measurement was made; 1 when one failed (the rest is still
@@ -272,12 +273,14 @@ class Round:
     redis_pid: int | None = None
     deadline: float = 0.0
     nodes: list[Node] = field(default_factory=list)
+    # The embedded node started beside the cluster for echo's side-by-side runs.
+    beside: Node | None = None
 
     def say(self, text: str) -> None:
         print(f"  {self.mode}: {text}", file=sys.stderr, flush=True)
 
-    def keep(self, key: str, value: float) -> None:
-        record(self.figures, self.mode, key, self.number, value)
+    def keep(self, key: str, value: float, mode: str | None = None) -> None:
+        record(self.figures, mode or self.mode, key, self.number, value)
 
     def fail(self, what: str, problem: str) -> None:
         failure = f"{self.mode}: {what} in round {self.number}: {problem.rstrip('.')}."
@@ -318,18 +321,35 @@ def timed(scale: Scale, port: int, **changes: object) -> BenchSettings:
 
 
 def measure_echo(current: Round) -> None:
-    """A warm-up, then 50 connections with 1 and with 16 requests in flight, on node A."""
-    scale, port = current.scale, current.nodes[0].port
-    warm = timed(scale, port, scenario="echo", connections=50, pipeline=4, warmup=0.0)
-    bench(current, "warm-up", warm)
-    one = bench(current, "echo 50/1", timed(scale, port, scenario="echo", connections=50))
-    if one is not None:
-        current.keep("echo 50/1", one.rate)
-        current.keep("echo 50/1 p99", float(one.latency.percentile(0.99)))
-    sixteen = timed(scale, port, scenario="echo", connections=50, pipeline=16)
-    measured = bench(current, "echo 50/16", sixteen)
-    if measured is not None:
-        current.keep("echo 50/16", measured.rate)
+    """Echo on node A and on an embedded node up beside the cluster, in turns.
+
+    Runs a minute apart differ by more than 5% on a shared machine, so echo is measured
+    side by side in the cluster round (embedded, cluster, cluster, embedded: the mean of
+    each mode's two runs), not in the rounds of each mode; the cluster's idle processes
+    take no measurable CPU from the embedded node (docs/BENCHMARKS.md).
+    """
+    if current.beside is None:
+        return
+    nodes = {EMBEDDED: current.beside, CLUSTER: current.nodes[0]}
+    scale = current.scale
+    for node in nodes.values():
+        warm = timed(scale, node.port, scenario="echo", connections=50, pipeline=4, warmup=0)
+        bench(current, f"warm-up on {node.name}", warm)
+    turns = (EMBEDDED, CLUSTER, CLUSTER, EMBEDDED)
+    for key, pipeline in (("echo 50/1", 1), ("echo 50/16", 16)):
+        runs: dict[str, list[Measurement]] = {EMBEDDED: [], CLUSTER: []}
+        for mode in turns:
+            options = timed(scale, nodes[mode].port, scenario="echo", connections=50)
+            measured = bench(current, f"{key} on {mode}", replace(options, pipeline=pipeline))
+            if measured is not None:
+                runs[mode].append(measured)
+        for mode, measurements in runs.items():
+            if len(measurements) < turns.count(mode):
+                continue
+            current.keep(key, sum(m.rate for m in measurements) / len(measurements), mode)
+            if pipeline == 1:
+                p99 = sum(float(m.latency.percentile(0.99)) for m in measurements)
+                current.keep(f"{key} p99", p99 / len(measurements), mode)
 
 
 def measure_churn(current: Round) -> None:
@@ -579,7 +599,7 @@ def node_server(redis_port: int | None, http_port: int = 0) -> Server:
     extra = ["--redis", f"redis://{HOST}:{redis_port}/0", "--cluster-name", CLUSTER_NAME]
     if http_port:
         token = secrets.token_urlsafe(24)
-        extra += ["--http", f"{HOST}:{http_port}", "--admin-token", token]
+        extra += ["--http", f"{HOST}:{http_port}", f"--admin-token={token}"]
     return Server(
         "ackchat cluster node", lambda port: [*ackchat_command(port), *extra], source=ROOT / "src"
     )
@@ -605,6 +625,10 @@ def run_mode(current: Round) -> None:
             server = node_server(current.redis_port, http)
             port, pid = stack.enter_context(running(server))
             current.nodes.append(Node(name, port, pid, http))
+        if cluster:
+            port, pid = stack.enter_context(running(node_server(None)))
+            current.beside = Node("embedded", port, pid)
+            wait_until_admitting(port)
         for node in current.nodes:
             wait_until_admitting(node.port)
         measure_all(current)
@@ -633,6 +657,9 @@ within each round, then its median. Embedded: one node, every client on it. Clus
 three nodes (A, B, C) and one redis-server, all started afresh each round; idle, echo
 and churn on node A, direct messages from a client on A to one on B (embedded: both on
 the one node), fanout with the sender on A and the receivers spread over A, B and C.
+Echo runs side by side: in the cluster round an embedded node is up beside the cluster,
+and the two take turns (embedded, cluster, cluster, embedded; each mode's two runs
+averaged), since runs a minute apart differ by more than the 5% the target allows.
 Churn per connection: INFO commandstats deltas (INFO left out) over the connections the
 status header counts (the warm-up's included), the three nodes' heartbeats and stream
 reads included. A node calls Redis with EVALSHA (one Lua script per operation, sent in

@@ -138,6 +138,8 @@ def test_a_token_made_at_start_is_in_a_private_file_that_is_removed(tmp_path: Pa
     assert stat.S_IMODE(os.stat(made.made_file).st_mode) == 0o600
     assert made.made_file.read_text() == made.value + "\n"
     assert len(made.value) >= 40
+    # Hexadecimal: never a leading '-' that argparse would take for an option.
+    assert set(made.value) <= set("0123456789abcdef")
     again = admin_token(ServerSettings(), {"XDG_RUNTIME_DIR": str(tmp_path)})
     assert again.value != made.value
     made.forget()

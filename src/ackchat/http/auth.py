@@ -56,7 +56,8 @@ def admin_token(settings: ServerSettings, environ: Mapping[str, str] | None = No
     given = settings.read_admin_token()
     if given:
         return AdminToken(given)
-    token = secrets.token_urlsafe(TOKEN_BYTES)
+    # Hexadecimal, so that it never starts with '-' and reads as an option on a command line.
+    token = secrets.token_hex(TOKEN_BYTES)
     return AdminToken(token, _write_token_file(token, os.environ if environ is None else environ))
 
 
