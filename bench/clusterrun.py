@@ -4,8 +4,8 @@ Round after round, the modes alternate (embedded first in odd rounds, cluster fi
 even ones): one embedded node, or three cluster nodes sharing this run's own
 redis-server, each started afresh on free ports of 127.0.0.1, then the same scenarios
 of ``ackchat bench`` against each (echo, connect/exit churn, fanout, idle) and direct
-messages (:mod:`clusterload`); echo alone runs in the cluster round, in turns with an
-embedded node started beside the cluster. Ratios cluster/embedded are taken within a
+messages (:mod:`clusterload`); echo and churn run in the cluster round, in turns with
+an embedded node started beside the cluster. Ratios cluster/embedded are taken within a
 round, the report shows their median. While a run goes, a thread samples the CPU time of every
 server process (/proc/PID/stat) and Redis's ``INFO stats memory``.
 
@@ -61,6 +61,8 @@ FANOUT_WINDOW = 64
 # Direct messages in flight at most: room for a rate times a latency well past the lag.
 DIRECT_WINDOW = 1000
 MODERATE_RATE = 1000.0
+# Echo and churn take turns on the embedded node beside the cluster and on node A.
+TURNS = (EMBEDDED, CLUSTER, CLUSTER, EMBEDDED)
 INSTALL = "pip install -e '.[bench]'"
 LAYOUT = Layout(ROOT)
 
@@ -335,16 +337,15 @@ def measure_echo(current: Round) -> None:
     for node in nodes.values():
         warm = timed(scale, node.port, scenario="echo", connections=50, pipeline=4, warmup=0)
         bench(current, f"warm-up on {node.name}", warm)
-    turns = (EMBEDDED, CLUSTER, CLUSTER, EMBEDDED)
     for key, pipeline in (("echo 50/1", 1), ("echo 50/16", 16)):
         runs: dict[str, list[Measurement]] = {EMBEDDED: [], CLUSTER: []}
-        for mode in turns:
+        for mode in TURNS:
             options = timed(scale, nodes[mode].port, scenario="echo", connections=50)
             measured = bench(current, f"{key} on {mode}", replace(options, pipeline=pipeline))
             if measured is not None:
                 runs[mode].append(measured)
         for mode, measurements in runs.items():
-            if len(measurements) < turns.count(mode):
+            if len(measurements) < TURNS.count(mode):
                 continue
             current.keep(key, sum(m.rate for m in measurements) / len(measurements), mode)
             if pipeline == 1:
@@ -352,38 +353,70 @@ def measure_echo(current: Round) -> None:
                 current.keep(f"{key} p99", p99 / len(measurements), mode)
 
 
-def measure_churn(current: Round) -> None:
-    """50 parallel connect/exit clients on node A; Redis's calls and the node's CPU per
-    connection, over every connection made (the status header's count)."""
-    node = current.nodes[0]
+@dataclass(frozen=True)
+class Churn:
+    """One churn run on one node: cycles/s, CPU per connection, Redis's calls (cluster)."""
+
+    rate: float
+    cycles: int
+    cpu: float
+    calls: dict[str, int] | None
+
+
+def churn_once(current: Round, node: Node, mode: str) -> Churn | None:
+    """50 parallel connect/exit clients on ``node``, counted over every connection made
+    (the status header's count); None (and a failure) if the run could not be made."""
     options = timed(current.scale, node.port, scenario="connect", connections=50)
+    cluster = mode == CLUSTER
     try:
         seen_before = clients_seen(node.port)
-        calls_before = redis_calls(current)
+        calls_before = redis_calls(current) if cluster else None
         cpu_before = cpu_seconds(node.pid)
     except ComparisonError as error:
-        current.fail("churn", str(error))
-        return
-    measurement = bench(current, "churn", options)
+        current.fail(f"churn on {mode}", str(error))
+        return None
+    measurement = bench(current, f"churn on {mode}", options)
     if measurement is None:
-        return
+        return None
     try:
         cpu_after = cpu_seconds(node.pid)
-        calls_after = redis_calls(current)
+        calls_after = redis_calls(current) if cluster else None
         # The status client that reads the count is one of those it counts.
         cycles = clients_seen(node.port) - seen_before - 1
     except ComparisonError as error:
-        current.fail("churn", str(error))
-        return
-    current.keep("churn", measurement.rate)
-    if cycles <= 0:
-        return
-    current.keep("churn node cpu", (cpu_after - cpu_before) * 1e6 / cycles)
+        current.fail(f"churn on {mode}", str(error))
+        return None
+    calls = None
     if calls_before is not None and calls_after is not None:
-        delta = clusterstats.calls_delta(calls_before, calls_after)
-        current.keep("churn commands", sum(delta.values()) / cycles)
-        current.keep("churn evalsha", delta.get("evalsha", 0) / cycles)
-        current.keep_raw("churn redis calls", {"connections": cycles, "calls": dict(delta)})
+        calls = clusterstats.calls_delta(calls_before, calls_after)
+    return Churn(measurement.rate, cycles, cpu_after - cpu_before, calls)
+
+
+def measure_churn(current: Round) -> None:
+    """Churn on node A and on the embedded node beside the cluster, in turns (as echo);
+    the node's CPU and, in cluster mode, Redis's calls per connection."""
+    if current.beside is None:
+        return
+    nodes = {EMBEDDED: current.beside, CLUSTER: current.nodes[0]}
+    runs: dict[str, list[Churn]] = {EMBEDDED: [], CLUSTER: []}
+    for mode in TURNS:
+        run = churn_once(current, nodes[mode], mode)
+        if run is not None:
+            runs[mode].append(run)
+    for mode, churns in runs.items():
+        if len(churns) < TURNS.count(mode):
+            continue
+        current.keep("churn", sum(run.rate for run in churns) / len(churns), mode)
+        cycles = sum(run.cycles for run in churns)
+        if cycles <= 0:
+            continue
+        current.keep("churn node cpu", sum(run.cpu for run in churns) * 1e6 / cycles, mode)
+        counted = [run.calls for run in churns if run.calls is not None]
+        if mode == CLUSTER and len(counted) == len(churns):
+            delta = {name: sum(calls.get(name, 0) for calls in counted) for name in counted[0]}
+            current.keep("churn commands", sum(delta.values()) / cycles)
+            current.keep("churn evalsha", delta.get("evalsha", 0) / cycles)
+            current.keep_raw("churn redis calls", {"connections": cycles, "calls": delta})
 
 
 ROUND_TRIPS = re.compile(r"^ackchat_redis_round_trips(?:_total)? ([0-9.e+]+)$", re.MULTILINE)
@@ -657,9 +690,9 @@ within each round, then its median. Embedded: one node, every client on it. Clus
 three nodes (A, B, C) and one redis-server, all started afresh each round; idle, echo
 and churn on node A, direct messages from a client on A to one on B (embedded: both on
 the one node), fanout with the sender on A and the receivers spread over A, B and C.
-Echo runs side by side: in the cluster round an embedded node is up beside the cluster,
-and the two take turns (embedded, cluster, cluster, embedded; each mode's two runs
-averaged), since runs a minute apart differ by more than the 5% the target allows.
+Echo and churn run side by side: in the cluster round an embedded node is up beside the
+cluster, and the two take turns (embedded, cluster, cluster, embedded; each mode's two
+runs averaged), since runs a minute apart differ by more than the 5% the target allows.
 Churn per connection: INFO commandstats deltas (INFO left out) over the connections the
 status header counts (the warm-up's included), the three nodes' heartbeats and stream
 reads included. A node calls Redis with EVALSHA (one Lua script per operation, sent in
