@@ -6,8 +6,8 @@ redis-server, each started afresh on free ports of 127.0.0.1, then the same scen
 of ``ackchat bench`` against each (echo, connect/exit churn, fanout, idle) and direct
 messages (:mod:`clusterload`); echo and churn run in the cluster round, in turns with
 an embedded node started beside the cluster. Ratios cluster/embedded are taken within a
-round, the report shows their median. While a run goes, a thread samples the CPU time of every
-server process (/proc/PID/stat) and Redis's ``INFO stats memory``.
+round, the report shows their median. While a run goes, a thread samples the CPU time
+of every server process (/proc/PID/stat) and Redis's ``INFO stats memory``.
 
 Exit codes: 0 when every measurement was made; 1 when one failed (the rest is still
 reported) or the run could not go on; 2 for bad options; 130 after Ctrl-C.
@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 from importlib.util import find_spec
 from pathlib import Path
 from typing import TypeVar
@@ -275,7 +276,7 @@ class Round:
     redis_pid: int | None = None
     deadline: float = 0.0
     nodes: list[Node] = field(default_factory=list)
-    # The embedded node started beside the cluster for echo's side-by-side runs.
+    # The embedded node started beside the cluster for echo's and churn's turns.
     beside: Node | None = None
 
     def say(self, text: str) -> None:
@@ -332,25 +333,39 @@ def measure_echo(current: Round) -> None:
     """
     if current.beside is None:
         return
-    nodes = {EMBEDDED: current.beside, CLUSTER: current.nodes[0]}
     scale = current.scale
-    for node in nodes.values():
+    for node in (current.beside, current.nodes[0]):
         warm = timed(scale, node.port, scenario="echo", connections=50, pipeline=4, warmup=0)
         bench(current, f"warm-up on {node.name}", warm)
     for key, pipeline in (("echo 50/1", 1), ("echo 50/16", 16)):
-        runs: dict[str, list[Measurement]] = {EMBEDDED: [], CLUSTER: []}
-        for mode in TURNS:
-            options = timed(scale, nodes[mode].port, scenario="echo", connections=50)
-            measured = bench(current, f"{key} on {mode}", replace(options, pipeline=pipeline))
-            if measured is not None:
-                runs[mode].append(measured)
-        for mode, measurements in runs.items():
-            if len(measurements) < TURNS.count(mode):
-                continue
+        echo = partial(echo_once, current, key, pipeline)
+        for mode, measurements in in_turns(current, echo).items():
             current.keep(key, sum(m.rate for m in measurements) / len(measurements), mode)
             if pipeline == 1:
                 p99 = sum(float(m.latency.percentile(0.99)) for m in measurements)
                 current.keep(f"{key} p99", p99 / len(measurements), mode)
+
+
+def echo_once(
+    current: Round, what: str, pipeline: int, mode: str, node: Node
+) -> Measurement | None:
+    """50 echo connections with ``pipeline`` requests in flight each, on ``node``."""
+    options = timed(current.scale, node.port, scenario="echo", connections=50)
+    return bench(current, f"{what} on {mode}", replace(options, pipeline=pipeline))
+
+
+def in_turns(current: Round, run: Callable[[str, Node], T | None]) -> dict[str, list[T]]:
+    """``run`` on the embedded node beside the cluster and on node A in ``TURNS``; each
+    mode's results, for the modes whose every turn gave one (a failed turn is reported
+    by ``run`` and leaves its mode out of this round)."""
+    assert current.beside is not None
+    nodes = {EMBEDDED: current.beside, CLUSTER: current.nodes[0]}
+    results: dict[str, list[T]] = {EMBEDDED: [], CLUSTER: []}
+    for mode in TURNS:
+        result = run(mode, nodes[mode])
+        if result is not None:
+            results[mode].append(result)
+    return {mode: done for mode, done in results.items() if len(done) == TURNS.count(mode)}
 
 
 @dataclass(frozen=True)
@@ -363,7 +378,7 @@ class Churn:
     calls: dict[str, int] | None
 
 
-def churn_once(current: Round, node: Node, mode: str) -> Churn | None:
+def churn_once(current: Round, mode: str, node: Node) -> Churn | None:
     """50 parallel connect/exit clients on ``node``, counted over every connection made
     (the status header's count); None (and a failure) if the run could not be made."""
     options = timed(current.scale, node.port, scenario="connect", connections=50)
@@ -397,15 +412,7 @@ def measure_churn(current: Round) -> None:
     the node's CPU and, in cluster mode, Redis's calls per connection."""
     if current.beside is None:
         return
-    nodes = {EMBEDDED: current.beside, CLUSTER: current.nodes[0]}
-    runs: dict[str, list[Churn]] = {EMBEDDED: [], CLUSTER: []}
-    for mode in TURNS:
-        run = churn_once(current, nodes[mode], mode)
-        if run is not None:
-            runs[mode].append(run)
-    for mode, churns in runs.items():
-        if len(churns) < TURNS.count(mode):
-            continue
+    for mode, churns in in_turns(current, partial(churn_once, current)).items():
         current.keep("churn", sum(run.rate for run in churns) / len(churns), mode)
         cycles = sum(run.cycles for run in churns)
         if cycles <= 0:
@@ -413,7 +420,7 @@ def measure_churn(current: Round) -> None:
         current.keep("churn node cpu", sum(run.cpu for run in churns) * 1e6 / cycles, mode)
         counted = [run.calls for run in churns if run.calls is not None]
         if mode == CLUSTER and len(counted) == len(churns):
-            delta = {name: sum(calls.get(name, 0) for calls in counted) for name in counted[0]}
+            delta = clusterstats.calls_added(counted)
             current.keep("churn commands", sum(delta.values()) / cycles)
             current.keep("churn evalsha", delta.get("evalsha", 0) / cycles)
             current.keep_raw("churn redis calls", {"connections": cycles, "calls": delta})

@@ -60,6 +60,16 @@ def calls_delta(
     return delta
 
 
+def calls_added(deltas: Sequence[Mapping[str, int]]) -> dict[str, int]:
+    """The calls of each command over several runs' ``calls_delta``: every command any
+    run made, with its calls summed."""
+    total: dict[str, int] = {}
+    for delta in deltas:
+        for name, count in delta.items():
+            total[name] = total.get(name, 0) + count
+    return total
+
+
 def busiest_rate(samples: Sequence[tuple[float, float]], span: float) -> float:
     """A counter's rate per second over the busiest ``span`` seconds of ``samples``.
 

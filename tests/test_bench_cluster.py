@@ -227,3 +227,10 @@ async def test_direct_messages_cross_from_one_node_to_another(
     assert result.sent > 0
     assert (result.lost, result.violations, result.finished) == (0, 0, True)
     assert result.delivered <= result.sent
+
+
+def test_calls_added_keeps_a_command_that_only_a_later_run_made() -> None:
+    first = {"evalsha": 4, "xread": 1}
+    second = {"evalsha": 6, "get": 2}
+    assert clusterstats.calls_added([first, second]) == {"evalsha": 10, "xread": 1, "get": 2}
+    assert clusterstats.calls_added([]) == {}
