@@ -6,6 +6,7 @@ import asyncio
 import re
 import socket
 import struct
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from typing import TypeVar, cast
 
@@ -22,35 +23,17 @@ async def bounded(awaitable: Awaitable[T], seconds: float = WAIT) -> T:
     return await asyncio.wait_for(awaitable, seconds)
 
 
-class LineClient:
-    """Sends lines and reads the server's lines, blocks and end of stream."""
+class Lines(ABC):
+    """What a test reads of the line protocol, whatever carries it: blocks, the greeting,
+    replies between chat events (TCP here, WebSocket in wsclient.py)."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-
-    @classmethod
-    async def open(cls, port: int, host: str = "127.0.0.1") -> LineClient:
-        reader, writer = await bounded(asyncio.open_connection(host, port, limit=2**24))
-        return cls(reader, writer)
-
-    @property
-    def local_port(self) -> int:
-        port: int = self.writer.get_extra_info("sockname")[1]
-        return port
-
-    async def send_raw(self, data: bytes) -> None:
-        self.writer.write(data)
-        await bounded(self.writer.drain())
-
+    @abstractmethod
     async def send(self, text: str) -> None:
-        await self.send_raw(text.encode() + b"\n")
+        """Send one line."""
 
+    @abstractmethod
     async def read_line(self) -> str:
-        data = await bounded(self.reader.readline())
-        if not data.endswith(b"\n"):
-            raise EOFError(f"connection ended after {data!r}")
-        return data[:-1].decode()
+        """The next line (EOFError once there are no more)."""
 
     async def read_block(self) -> list[str]:
         """The lines of a multi-line reply, without its end marker."""
@@ -80,6 +63,37 @@ class LineClient:
         """The next block reply, skipping chat events that arrive before it."""
         first = await self.reply()
         return [first, *await self.read_block()]
+
+
+class LineClient(Lines):
+    """Sends lines and reads the server's lines, blocks and end of stream."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, port: int, host: str = "127.0.0.1") -> LineClient:
+        reader, writer = await bounded(asyncio.open_connection(host, port, limit=2**24))
+        return cls(reader, writer)
+
+    @property
+    def local_port(self) -> int:
+        port: int = self.writer.get_extra_info("sockname")[1]
+        return port
+
+    async def send_raw(self, data: bytes) -> None:
+        self.writer.write(data)
+        await bounded(self.writer.drain())
+
+    async def send(self, text: str) -> None:
+        await self.send_raw(text.encode() + b"\n")
+
+    async def read_line(self) -> str:
+        data = await bounded(self.reader.readline())
+        if not data.endswith(b"\n"):
+            raise EOFError(f"connection ended after {data!r}")
+        return data[:-1].decode()
 
     async def status(self, show_all: bool = False) -> list[str]:
         await self.send("status all" if show_all else "status")

@@ -9,7 +9,6 @@ from playwright.async_api import expect
 from adminhttp import AdminFactory, module_loop_admin_api
 from browser import (
     BROWSER_MODULE_LOOP,
-    MARKUP,
     SHOWN_WITHIN,
     Pages,
     chat,
@@ -19,6 +18,7 @@ from browser import (
     shared_browser,
     shared_pages,
 )
+from browserflows import exchange_direct_and_room_messages, markup_is_shown_as_text_on_both_pages
 from conftest import ClientFactory
 from lineclient import renamed
 
@@ -41,28 +41,7 @@ async def test_a_browser_user_and_a_netcat_user_exchange_direct_and_room_message
     admin = await admin_api()
     page = await chat(shared_pages, admin.url, "webber")
     nc = await renamed(await connect(admin.server), "netty")
-    await say(page, "/msg netty hello from the web")
-    assert (await nc.read_line()).endswith(" direct webber>netty: hello from the web")
-    await expect(page.locator("#log .reply").last).to_have_text("/msg netty hello from the web ACK")
-    assert await nc.ask("/msg webber hello from netcat") == "/msg webber hello from netcat ACK"
-    direct = page.locator("#log .event.direct").last
-    await expect(direct.locator(".from")).to_have_text("netty → webber")
-    await expect(direct.locator(".text")).to_have_text("hello from netcat")
-
-    await say(page, "/join lobby")
-    await expect(page.locator("#log .block").last).to_have_text("joined #lobby: 1 member")
-    await nc.send("/join lobby")
-    assert (await nc.reply_block())[0] == "joined #lobby: 2 members"
-    presence = page.locator("#log .event.presence").last
-    await expect(presence.locator(".text")).to_have_text("netty joined")
-    assert await nc.ask("/say lobby hi room") == "/say lobby hi room ACK"
-    room = page.locator("#log .event.room").last
-    await expect(room.locator(".scope")).to_have_text("#lobby")
-    await expect(room.locator(".from")).to_have_text("netty")
-    await expect(room.locator(".text")).to_have_text("hi room")
-    await say(page, "/say lobby and back")
-    assert (await nc.read_line()).endswith(" #lobby webber: and back")
-    await expect(page.locator("#me")).to_have_text("webber #lobby")
+    await exchange_direct_and_room_messages(page, nc)
 
 
 async def test_markup_from_users_is_shown_as_text_and_never_run_on_both_pages(
@@ -70,29 +49,8 @@ async def test_markup_from_users_is_shown_as_text_and_never_run_on_both_pages(
 ) -> None:
     admin = await admin_api()
     page = await chat(shared_pages, admin.url, "webber")
-    await say(page, "/join lobby")
     nc = await renamed(await connect(admin.server), "netty")
-    await nc.send("/join lobby")
-    await nc.reply_block()
-    for line in (f"/say lobby {MARKUP}", f"/msg webber {MARKUP}", f"/all {MARKUP}"):
-        assert await nc.ask(line) == f"{line} ACK"
-    for kind in ("room", "direct", "all"):
-        shown = page.locator(f"#log .event.{kind} .text").last
-        await expect(shown).to_have_text(MARKUP)
-    await say(page, f"/say lobby {MARKUP}")
-    assert (await nc.read_line()).endswith(f" #lobby webber: {MARKUP}")
-    await expect(page.locator("#log .reply").last).to_have_text(f"/say lobby {MARKUP} ACK")
-    assert await page.locator("#log img, #log script").count() == 0
-    assert await page.evaluate("window.injected") is None
-
-    dashboard = await shared_pages.open(admin.url + "/")
-    await expect(dashboard.locator("#room-list li")).to_have_text("#lobby (2) netty, webber")
-    await dashboard.fill("#search", MARKUP)
-    await expect(dashboard.locator("#clients-more")).to_have_text(
-        f"No connected client matches “{MARKUP}”.", timeout=SHOWN_WITHIN
-    )
-    assert await dashboard.locator("img, body script:not([src])").count() == 0
-    assert await dashboard.evaluate("window.injected") is None
+    await markup_is_shown_as_text_on_both_pages(shared_pages, admin.url, page, nc, "lobby")
 
 
 async def test_names_rooms_and_commands_complete_with_tab(

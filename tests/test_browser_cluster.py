@@ -28,16 +28,15 @@ from adminhttp import TOKEN
 from backends import fresh_cluster, redis_url
 from browser import (
     BROWSER_MODULE_LOOP,
-    MARKUP,
     SHOWN_WITHIN,
     Pages,
     chat,
     chromium,
     dashboard,
-    say,
     shared_browser,
     shared_pages,
 )
+from browserflows import exchange_direct_and_room_messages, markup_is_shown_as_text_on_both_pages
 from lineclient import WAIT, LineClient, eventually, renamed
 from nodes import Nodes
 from redisserver import RedisServer
@@ -212,58 +211,15 @@ async def test_a_browser_user_on_node_a_and_a_netcat_user_on_node_b_exchange_mes
 ) -> None:
     page = await chat(shared_pages, cluster.url, "webber")
     nc = await renamed(await on_b.open(), "netty")
-    await say(page, "/msg netty hello from the web")
-    assert (await nc.read_line()).endswith(" direct webber>netty: hello from the web")
-    await expect(page.locator("#log .reply").last).to_have_text("/msg netty hello from the web ACK")
-    assert await nc.ask("/msg webber hello from netcat") == "/msg webber hello from netcat ACK"
-    direct = page.locator("#log .event.direct").last
-    await expect(direct.locator(".from")).to_have_text("netty → webber")
-    await expect(direct.locator(".text")).to_have_text("hello from netcat")
-
-    await say(page, "/join lobby")
-    await expect(page.locator("#log .block").last).to_have_text("joined #lobby: 1 member")
-    await nc.send("/join lobby")
-    assert (await nc.reply_block())[0] == "joined #lobby: 2 members"
-    presence = page.locator("#log .event.presence").last
-    await expect(presence.locator(".text")).to_have_text("netty joined")
-    assert await nc.ask("/say lobby hi room") == "/say lobby hi room ACK"
-    room = page.locator("#log .event.room").last
-    await expect(room.locator(".scope")).to_have_text("#lobby")
-    await expect(room.locator(".from")).to_have_text("netty")
-    await expect(room.locator(".text")).to_have_text("hi room")
-    await say(page, "/say lobby and back")
-    assert (await nc.read_line()).endswith(" #lobby webber: and back")
-    await expect(page.locator("#me")).to_have_text("webber #lobby")
+    await exchange_direct_and_room_messages(page, nc)
 
 
 async def test_markup_between_the_nodes_is_shown_as_text_and_never_run_on_both_pages(
     cluster: Cluster, on_b: TcpUsers, shared_pages: Pages
 ) -> None:
     page = await chat(shared_pages, cluster.url, "webber")
-    await say(page, "/join gallery")
-    await expect(page.locator("#log .block").last).to_have_text("joined #gallery: 1 member")
     nc = await renamed(await on_b.open(), "netty")
-    await nc.send("/join gallery")
-    await nc.reply_block()
-    for line in (f"/say gallery {MARKUP}", f"/msg webber {MARKUP}", f"/all {MARKUP}"):
-        assert await nc.ask(line) == f"{line} ACK"
-    for kind in ("room", "direct", "all"):
-        shown = page.locator(f"#log .event.{kind} .text").last
-        await expect(shown).to_have_text(MARKUP)
-    await say(page, f"/say gallery {MARKUP}")
-    assert (await nc.read_line()).endswith(f" #gallery webber: {MARKUP}")
-    await expect(page.locator("#log .reply").last).to_have_text(f"/say gallery {MARKUP} ACK")
-    assert await page.locator("#log img, #log script").count() == 0
-    assert await page.evaluate("window.injected") is None
-
-    board = await dashboard(shared_pages, cluster.url)
-    await expect(board.locator("#room-list li")).to_have_text("#gallery (2) netty, webber")
-    await board.fill("#search", MARKUP)
-    await expect(board.locator("#clients-more")).to_have_text(
-        f"No connected client matches “{MARKUP}”.", timeout=SHOWN_WITHIN
-    )
-    assert await board.locator("img, body script:not([src])").count() == 0
-    assert await board.evaluate("window.injected") is None
+    await markup_is_shown_as_text_on_both_pages(shared_pages, cluster.url, page, nc, "gallery")
 
 
 async def test_while_redis_is_unreachable_the_dashboard_says_how_old_its_view_is(

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import re
-
 import aiohttp
 
-from ackchat.protocol.replies import END_OF_BLOCK
-from lineclient import bounded
+from lineclient import Lines, bounded
 
 
-class WebSocketLines:
+class WebSocketLines(Lines):
     """Sends lines as frames and reads the server's frames as lines, blocks and the close."""
 
     def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
@@ -33,30 +30,6 @@ class WebSocketLines:
             raise EOFError(f"no more lines: {message}")
         assert isinstance(message.data, str)
         return message.data
-
-    async def read_block(self) -> list[str]:
-        """The lines of a multi-line reply, without its end marker."""
-        lines: list[str] = []
-        while (text := await self.read_line()) != END_OF_BLOCK:
-            lines.append(text)
-        return lines
-
-    async def greeting(self) -> str:
-        """Read the greeting and return the name it gives."""
-        block = await self.read_block()
-        match = re.fullmatch(r"Welcome! You are (\S+)\.", block[0])
-        assert match is not None, block
-        return match.group(1)
-
-    async def ask(self, text: str) -> str:
-        await self.send(text)
-        return await self.read_line()
-
-    async def reply(self) -> str:
-        """The next line that is not a chat event."""
-        while (text := await self.read_line()).startswith("@"):
-            pass
-        return text
 
     async def close_code(self) -> int | None:
         """Wait for the server's close frame (answering it); the code it gave."""
