@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -133,6 +134,34 @@ def redis_backend(
         clock=clock or ManualClock(),
         **options,
     )
+
+
+# Starts a node of the cluster: its node id, then options over the defaults (``url`` too).
+OpenNode = Callable[..., Awaitable[RedisBackend]]
+
+
+@asynccontextmanager
+async def started_nodes(
+    url: str, cluster: str, clock: Clock | None = None, **defaults: Any
+) -> AsyncIterator[OpenNode]:
+    """Start Redis backends as nodes of ``cluster``, each with ``defaults`` under its own
+    options; every one is closed at the end."""
+    opened: list[RedisBackend] = []
+
+    async def open_one(node: str, **options: Any) -> RedisBackend:
+        options = {**defaults, **options}
+        backend = redis_backend(
+            options.pop("url", url), clock, cluster=cluster, node=node, **options
+        )
+        await backend.start()
+        opened.append(backend)
+        return backend
+
+    try:
+        yield open_one
+    finally:
+        for backend in opened:
+            await backend.close()
 
 
 # How often and how long a test polls for a condition (seconds).

@@ -19,7 +19,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import pytest
 import redis.asyncio
@@ -33,7 +33,7 @@ from ackchat.records import DisconnectReason
 from ackchat.registry import client_name
 from ackchat.server.assembly import ChatServer
 from ackchat.settings import ServerSettings
-from backends import RedisLapse, fresh_cluster, redis_backend, redis_url
+from backends import OpenNode, RedisLapse, fresh_cluster, redis_backend, redis_url, started_nodes
 from lineclient import WAIT, LineClient, bounded, eventually
 from redisserver import RedisServer, free_port
 
@@ -126,10 +126,6 @@ async def connect(node: RedisBackend, name: str | None = None) -> Client:
     return client
 
 
-class OpenNode(Protocol):
-    async def __call__(self, node: str, **sizes: Any) -> RedisBackend: ...
-
-
 @pytest.fixture
 def url(redis_server: RedisServer) -> str:
     return redis_url(redis_server.port)
@@ -143,17 +139,8 @@ def cluster() -> str:
 @pytest.fixture
 async def open_node(url: str, cluster: str) -> AsyncIterator[OpenNode]:
     """Start nodes of one fresh cluster; each is closed after the test."""
-    opened: list[RedisBackend] = []
-
-    async def open_one(node: str, **sizes: Any) -> RedisBackend:
-        backend = redis_backend(sizes.pop("url", url), cluster=cluster, node=node, **sizes)
-        await backend.start()
-        opened.append(backend)
-        return backend
-
-    yield open_one
-    for backend in opened:
-        await backend.close()
+    async with started_nodes(url, cluster) as open_one:
+        yield open_one
 
 
 @pytest.fixture

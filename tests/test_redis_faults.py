@@ -41,13 +41,16 @@ from ackchat.chat.hub import ChatError
 from ackchat.protocol import replies
 from ackchat.records import DisconnectReason, StatusSnapshot
 from ackchat.server.assembly import SystemClock
-from backends import fresh_cluster, redis_backend, redis_url
+from backends import OpenNode, fresh_cluster, redis_url, started_nodes
 from lineclient import WAIT, LineClient, eventually
 from nodes import Nodes
 from redisproxy import RedisProxy
 from redisserver import RedisServer, redis_binary
 from serverprocess import ServerProcess
-from test_redis_backend import Inbox, answer, node_user
+from test_redis_backend import Inbox, admin, answer, cluster, node_user, url
+
+# The fixtures of test_redis_backend.py used here as well.
+__all__ = ["admin", "cluster", "url"]
 
 pytestmark = pytest.mark.asyncio(loop_factories=["asyncio"])
 
@@ -89,44 +92,14 @@ def records(status: StatusSnapshot) -> list[tuple[str, str, DisconnectReason | N
     return [(record.name, record.node, record.reason) for record in status.sessions]
 
 
-OpenNode = Callable[..., Awaitable[RedisBackend]]
-
-
-@pytest.fixture
-def url(redis_server: RedisServer) -> str:
-    return redis_url(redis_server.port)
-
-
-@pytest.fixture
-def cluster() -> str:
-    return fresh_cluster()
-
-
 @pytest.fixture
 async def open_node(url: str, cluster: str) -> AsyncIterator[OpenNode]:
     """Start nodes of one fresh cluster on the real clock, with the short TTL; each is
     closed after the test."""
-    opened: list[RedisBackend] = []
-
-    async def open_one(node: str, **options: Any) -> RedisBackend:
-        options = {"heartbeat_ttl": TTL, "max_clients": 10, **options}
-        backend = redis_backend(
-            options.pop("url", url), SystemClock(), cluster=cluster, node=node, **options
-        )
-        await backend.start()
-        opened.append(backend)
-        return backend
-
-    yield open_one
-    for backend in opened:
-        await backend.close()
-
-
-@pytest.fixture
-async def admin(url: str) -> AsyncIterator[redis.asyncio.Redis]:
-    client = redis.asyncio.from_url(url)
-    yield client
-    await client.aclose()
+    async with started_nodes(
+        url, cluster, SystemClock(), heartbeat_ttl=TTL, max_clients=10
+    ) as open_one:
+        yield open_one
 
 
 @pytest.fixture
