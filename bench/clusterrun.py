@@ -43,7 +43,7 @@ from ackchat.settings import BenchSettings
 from clusterload import DirectResult, run_direct
 from clusterstats import CLUSTER, EMBEDDED, Figures, Step, record
 from comparison import ROOT, ComparisonError, charts
-from comparison.cli import positive_int, positive_seconds, seconds, sentence
+from comparison.cli import add_timing_options, sentence
 from comparison.machine import describe
 from comparison.outputs import Layout, new_folder
 from comparison.processes import cpu_seconds, free_port, running
@@ -842,22 +842,7 @@ def parser() -> argparse.ArgumentParser:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--quick", action="store_true", help="short runs, two rounds (about 1-2 minutes)"
-    )
-    parser.add_argument(
-        "--rounds", type=positive_int, help=f"rounds (default {FULL.rounds}, quick {QUICK.rounds})"
-    )
-    parser.add_argument(
-        "--duration",
-        type=positive_seconds,
-        help=f"seconds measured per run (default {FULL.duration:g}, quick {QUICK.duration:g})",
-    )
-    parser.add_argument(
-        "--warmup",
-        type=seconds,
-        help=f"seconds of warm-up per run (default {FULL.warmup:g}, quick {QUICK.warmup:g})",
-    )
+    add_timing_options(parser, FULL, QUICK, "two rounds (about 1-2 minutes)", "run")
     parser.add_argument(
         "--document",
         action="store_true",

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 from ackchat.bench.runner import raise_open_files_limit
 from comparison import ROOT, ComparisonError, browser, charts, report
@@ -81,6 +82,38 @@ def names_list(choices: Sequence[str]) -> Callable[[str], list[str]]:
     return parse
 
 
+class Timing(Protocol):
+    """What a benchmark's scale says of its rounds and runs."""
+
+    @property
+    def rounds(self) -> int: ...
+    @property
+    def duration(self) -> float: ...
+    @property
+    def warmup(self) -> float: ...
+
+
+def add_timing_options(
+    parser: argparse.ArgumentParser, full: Timing, quick: Timing, quick_is: str, per: str
+) -> None:
+    """``--quick``, ``--rounds``, ``--duration`` and ``--warmup``, with the defaults of
+    ``full`` and ``quick``; ``quick_is`` says what --quick is, ``per`` what a duration is of."""
+    parser.add_argument("--quick", action="store_true", help=f"short runs, {quick_is}")
+    parser.add_argument(
+        "--rounds", type=positive_int, help=f"rounds (default {full.rounds}, quick {quick.rounds})"
+    )
+    parser.add_argument(
+        "--duration",
+        type=positive_seconds,
+        help=f"seconds measured per {per} (default {full.duration:g}, quick {quick.duration:g})",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=seconds,
+        help=f"seconds of warm-up per {per} (default {full.warmup:g}, quick {quick.warmup:g})",
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     """The options of ``python bench/compare.py``."""
     parser = argparse.ArgumentParser(
@@ -88,22 +121,7 @@ def parser() -> argparse.ArgumentParser:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--quick", action="store_true", help="short runs, one round (~1 min)")
-    parser.add_argument(
-        "--rounds",
-        type=positive_int,
-        help=f"rounds (default {FULL.rounds}, quick {QUICK.rounds})",
-    )
-    parser.add_argument(
-        "--duration",
-        type=positive_seconds,
-        help=f"seconds measured per scenario (default {FULL.duration:g}, quick {QUICK.duration:g})",
-    )
-    parser.add_argument(
-        "--warmup",
-        type=seconds,
-        help=f"seconds of warm-up per scenario (default {FULL.warmup:g}, quick {QUICK.warmup:g})",
-    )
+    add_timing_options(parser, FULL, QUICK, "one round (~1 min)", "scenario")
     parser.add_argument(
         "--document",
         action=argparse.BooleanOptionalAction,
