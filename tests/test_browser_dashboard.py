@@ -139,3 +139,29 @@ async def test_with_admin_read_token_the_dashboard_shows_nothing_without_the_tok
     await page.click("#token-form button")
     await expect(page.locator("#live")).to_have_text("live")
     await expect(page.locator("#client-rows tr")).to_have_count(1)
+
+
+async def test_an_update_rebuilds_only_the_parts_that_changed(
+    admin_api: AdminFactory, connect: ClientFactory, shared_pages: Pages
+) -> None:
+    admin = await admin_api()
+    client = await greeted(connect, admin)
+    await client.send("exit")
+    page = await dashboard(shared_pages, admin.url)
+    await expect(page.locator("#departure-list li")).to_have_count(1)
+    # Mark the elements shown now; the feed pushes at least once a second.
+    await page.evaluate(
+        """() => { window.marked = ["#limit-list dt", "#departure-list li"]
+            .map((selector) => document.querySelector(selector)); }"""
+    )
+    shown = await page.locator("#updated").inner_text()
+    await expect(page.locator("#updated")).not_to_have_text(shown, timeout=SHOWN_WITHIN)
+    assert await page.evaluate("window.marked.map((element) => element.isConnected)") == [
+        True,
+        True,
+    ]
+    # A change is shown: the next departure rebuilds the list.
+    other = await greeted(connect, admin)
+    await other.send("exit")
+    await expect(page.locator("#departure-list li")).to_have_count(2, timeout=SHOWN_WITHIN)
+    assert await page.evaluate("window.marked[1].isConnected") is False
