@@ -89,12 +89,12 @@ class RedisCluster:
             check=False,
         )
         assert created.returncode == 0, f"redis-cli --cluster create failed: {created.stdout}"
-        deadline = time.monotonic() + READY_TIMEOUT
-        while not all(
-            "cluster_state:ok" in self._ask(m.port, "CLUSTER", "INFO") for m in self.masters
-        ):
-            assert time.monotonic() < deadline, "the Redis Cluster did not reach cluster_state:ok"
-            time.sleep(POLL_INTERVAL)
+        self._until(
+            lambda: all(
+                "cluster_state:ok" in self._ask(m.port, "CLUSTER", "INFO") for m in self.masters
+            ),
+            "the Redis Cluster did not reach cluster_state:ok",
+        )
 
     def _ask(self, port: int, *command: str) -> str:
         """What the master on ``port`` answers ``command``, as redis-cli prints it."""
