@@ -422,7 +422,7 @@ def measure_churn(current: Round) -> None:
         if mode == CLUSTER and len(counted) == len(churns):
             delta = clusterstats.calls_added(counted)
             current.keep("churn commands", sum(delta.values()) / cycles)
-            current.keep("churn evalsha", delta.get("evalsha", 0) / cycles)
+            current.keep("churn scripts", delta.get("fcall", 0) / cycles)
             current.keep_raw("churn redis calls", {"connections": cycles, "calls": delta})
 
 
@@ -702,8 +702,8 @@ cluster, and the two take turns (embedded, cluster, cluster, embedded; each mode
 runs averaged), since runs a minute apart differ by more than the 5% the target allows.
 Churn per connection: INFO commandstats deltas (INFO left out) over the connections the
 status header counts (the warm-up's included), the three nodes' heartbeats and stream
-reads included. A node calls Redis with EVALSHA (one Lua script per operation, sent in
-batches of a loop turn); "commands Redis ran" adds the commands inside the scripts. The
+reads included. A node calls Redis with FCALL (one Lua function per operation, sent in
+batches of a loop turn); "commands Redis ran" adds the commands inside the functions. The
 node's own count of round trips (batches) is read from node C's /metrics
 (ackchat_redis_round_trips; node C alone runs --http) around connect/exit cycles of its
 own, so that echo and churn on node A run without the HTTP server.

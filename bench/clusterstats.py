@@ -35,7 +35,7 @@ def parse_info(text: str) -> dict[str, str]:
 
 
 def command_calls(info: Mapping[str, str]) -> dict[str, int]:
-    """Calls per command from ``INFO commandstats``: ``cmdstat_evalsha:calls=3,...``."""
+    """Calls per command from ``INFO commandstats``: ``cmdstat_fcall:calls=3,...``."""
     calls = {}
     for key, value in info.items():
         if not key.startswith("cmdstat_"):
@@ -168,7 +168,7 @@ ROWS = (
     Row("echo 50 / 1: p99", "echo 50/1 p99", "µs"),
     Row("churn 50 parallel", "churn", "cycles/s", 0.5),
     Row("churn: round trips to Redis per conn", "churn round trips", "batches"),
-    Row("churn: node->Redis calls (EVALSHA) per conn", "churn evalsha", "calls"),
+    Row("churn: node->Redis script calls (FCALL) per conn", "churn scripts", "calls"),
     Row("churn: commands Redis ran per conn", "churn commands", "calls"),
     Row("churn: node CPU per connection", "churn node cpu", "µs"),
     Row("direct, 1 in flight: p50", "direct alone p50", "ms"),

@@ -23,10 +23,12 @@ from typing import Any, TypeVar
 
 import pytest
 import redis.asyncio
+from redis.exceptions import ResponseError
 
 from ackchat.backend.interface import Admitted, BackendUnavailableError
 from ackchat.backend.pending import Pending
 from ackchat.backend.redis.backend import RedisBackend
+from ackchat.backend.redis.commands import library_refused
 from ackchat.chat.hub import ChatError
 from ackchat.protocol import replies
 from ackchat.records import DisconnectReason
@@ -484,7 +486,7 @@ async def test_scripts_redis_lost_are_loaded_again(
 ) -> None:
     a = await open_node("a")
     ann = await connect(a, "Ann")
-    await admin.script_flush()
+    await admin.function_flush()
     # Several operations in flight find the scripts gone; each is carried out once.
     sent = [a.broadcast("Ann", f"m{n}") for n in range(5)]
     assert [await answer(result) for result in sent] == [0] * 5
@@ -550,14 +552,14 @@ async def test_a_connection_costs_two_round_trips(
 ) -> None:
     # A heartbeat an hour long: no beat (a script, a round trip) in the counts below.
     a = await open_node("a", max_clients=100, heartbeat_ttl=3600.0)
-    scripts_run = (await admin.info("commandstats")).get("cmdstat_evalsha", {}).get("calls", 0)
+    scripts_run = (await admin.info("commandstats")).get("cmdstat_fcall", {}).get("calls", 0)
     before = a.round_trips
     for number in range(20):
         admitted = await answer(a.admit(f"10.0.0.6:{number}", Inbox()))
         assert admitted is not None
         await answer(a.depart(admitted.record.name, DisconnectReason.EXIT, False))
     assert a.round_trips - before == 40
-    after = (await admin.info("commandstats"))["cmdstat_evalsha"]["calls"]
+    after = (await admin.info("commandstats"))["cmdstat_fcall"]["calls"]
     assert after - scripts_run == 40
 
     # Connections arriving together share the round trips.
@@ -581,6 +583,29 @@ async def test_a_redis_that_cannot_be_reached_is_one_sentence() -> None:
     message = str(refused.value)
     assert re.fullmatch(rf"cannot reach Redis at 127\.0\.0\.1:{port}/3: [^\n]+", message), message
     assert "secret" not in message
+
+
+async def test_a_redis_that_will_not_load_the_scripts_is_one_sentence(
+    admin: redis.asyncio.Redis, redis_server: RedisServer
+) -> None:
+    async with node_user(admin) as user:
+        await admin.acl_setuser(user.name, enabled=True, commands=["-function"])
+        backend = redis_backend(user.url(redis_server.port))
+        with pytest.raises(BackendUnavailableError) as refused:
+            await backend.start()
+    message = str(refused.value)
+    assert message.startswith(
+        f"Redis at 127.0.0.1:{redis_server.port}/0 did not load ackchat's scripts: "
+    ), message
+    assert "FUNCTION" in message.upper()
+    assert "\n" not in message
+
+
+def test_an_old_redis_is_told_apart_from_other_refusals() -> None:
+    old = library_refused("redis://x:1/0", ResponseError("unknown command 'FUNCTION'"))
+    assert str(old).endswith("scripts: it needs Redis 7.0 or newer (FUNCTION LOAD)")
+    other = library_refused("redis://x:1/0", ResponseError("NOPERM no rights."))
+    assert str(other) == "Redis at x:1/0 did not load ackchat's scripts: NOPERM no rights"
 
 
 def test_a_server_that_cannot_reach_its_redis_exits_with_one_line() -> None:

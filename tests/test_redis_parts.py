@@ -18,7 +18,7 @@ from ackchat.backend.redis.codec import (
     decode_record,
     encode_record,
 )
-from ackchat.backend.redis.keys import FIXED, PER_KEY, ClusterKeys, key_prefix, lua_prelude
+from ackchat.backend.redis.keys import FIXED, PER_KEY, ClusterKeys, key_prefix, lua_key_names
 from ackchat.backend.redis.local import LocalIndex, LocalMember
 from ackchat.chat.hub import ChatEvent
 from ackchat.protocol import replies
@@ -42,16 +42,17 @@ def test_a_cluster_name_that_would_break_the_tag_is_refused(name: str) -> None:
         key_prefix(name)
 
 
-def test_the_lua_prelude_names_every_key_from_the_prefix() -> None:
-    prelude = lua_prelude()
-    assert prelude.startswith("local P = ARGV[1]\n")
+def test_the_lua_key_names_name_every_key_from_the_prefix() -> None:
+    names = lua_key_names()
+    assert names.startswith("local function key_names(P)\n")
     for name, suffix in FIXED.items():
-        assert f"K.{name} = P .. '{suffix}'" in prelude
-    assert "key.member = function(mid) return P .. 'm:' .. mid .. '' end" in prelude
-    assert "key.room_history = function(room) return P .. 'r:' .. room .. ':history' end" in (
-        prelude
+        assert f"  K.{name} = P .. '{suffix}'" in names
+    assert "  key.member = function(mid) return P .. 'm:' .. mid .. '' end" in names
+    assert "  key.room_history = function(room) return P .. 'r:' .. room .. ':history' end" in (
+        names
     )
-    assert len(re.findall(r"^key\.\w+ = function", prelude, re.MULTILINE)) == len(PER_KEY)
+    assert len(re.findall(r"^  key\.\w+ = function", names, re.MULTILINE)) == len(PER_KEY)
+    assert names.endswith("  return K, key\nend\n")
 
 
 # Encodings

@@ -193,7 +193,7 @@ class RedisBackend:
         self._commands = CommandConnection(
             url,
             f"{client}:commands",
-            scripts.ALL_SCRIPTS,
+            scripts.LIBRARY,
             recover=self._recover,
             delays=delays,
             lost=self._liveness.disconnected,

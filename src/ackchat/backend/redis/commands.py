@@ -7,18 +7,18 @@ goes out as soon as the task gets to it, so that Redis runs one batch while this
 reads the replies of the one before. No task per operation, and under load the batches
 grow instead of the round trips. Nothing is retried: a script that may have run must not
 run twice, so the operations sent on a connection that fails are answered with
-:class:`BackendUnavailableError`. A script Redis has lost (SCRIPT FLUSH) is loaded again
-and sent again, and so is an operation a Redis Cluster redirected (it did not run):
-once every reply owed on the connection is read, the connection is made again on the
-master that holds the cluster's slot now (slot.py), and what was redirected goes there,
-in its order, before anything else; a few redirections in a row count as a lost
-connection. A new connection (at start, after an outage) follows redirections too,
-before it recovers.
+:class:`BackendUnavailableError`. A script Redis has lost (FUNCTION FLUSH, or a
+Redis Cluster master that never had the library) is loaded again and sent again, and so
+is an operation a Redis Cluster redirected (it did not run): once every reply owed on
+the connection is read, the connection is made again on the master that holds the
+cluster's slot now (slot.py), and what was redirected goes there, in its order, before
+anything else; a few redirections in a row count as a lost connection. A new connection
+(at start, after an outage) follows redirections too, before it recovers.
 
 When the connection fails, the connection is *down*: every operation is answered with
 BackendUnavailableError at once (nothing waits on a Redis that is not there), and one
 attempt after another reconnects, with delays that grow and are jittered
-(liveness.reconnect_delays). On a new connection the scripts are loaded, and the
+(liveness.reconnect_delays). On a new connection the scripts' library is loaded, and the
 backend's ``recover`` gets the connection to itself (``ask``) before anything else goes
 out: it beats and registers the node's clients again, so that the first operation after
 an outage finds the cluster's state as it should be.
@@ -32,7 +32,6 @@ import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -40,12 +39,12 @@ import hiredis
 from redis.asyncio.connection import AbstractConnection, Connection, parse_url
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ackchat.backend.interface import BackendUnavailableError
 from ackchat.backend.redis.liveness import LinkFaults
-from ackchat.backend.redis.scripts import Script
+from ackchat.backend.redis.scripts import Library, Script
 from ackchat.backend.redis.slot import (
     MAX_REDIRECTS,
     REDIRECTIONS,
@@ -200,7 +199,7 @@ class CommandConnection:
         self,
         url: str,
         name: str,
-        scripts: Sequence[Script],
+        library: Library,
         *,
         recover: Recover,
         delays: Callable[[], Iterator[float]],
@@ -211,13 +210,13 @@ class CommandConnection:
         connection fails."""
         self._url = url
         self._link = MasterLink(url, name, REPLY_TIMEOUT)
-        self._scripts = scripts
+        self._library = library
         self._recover = recover
         self._delays = delays
         self._on_lost = lost
         self._queue: list[Call] = []
-        # Sent again ahead of the queue: scripts to load, and operations that found them
-        # missing.
+        # Sent again ahead of the queue: the library to load, and operations that found
+        # it missing.
         self._again: list[Call] = []
         self._loading = False
         # Batches sent whose replies are not all read, oldest first.
@@ -248,11 +247,14 @@ class CommandConnection:
         return self._available
 
     async def connect(self, *commands: Command) -> list[Any]:
-        """Connect, load the scripts, send ``commands`` and recover, returning the replies
+        """Connect, load the scripts' library, send ``commands`` and recover, returning the replies
         to ``commands``; raises BackendUnavailableError if Redis cannot be reached. Then
         operations are sent as they are submitted."""
         try:
             answers = await self._establish(commands)
+        except LibraryRefusedError as error:
+            await self._connection.disconnect()
+            raise BackendUnavailableError(str(error)) from None
         except (RedisError, OSError) as error:
             await self._connection.disconnect()
             raise unreachable(self._url, error) from None
@@ -289,7 +291,7 @@ class CommandConnection:
         await self._connection.disconnect()
 
     async def _establish(self, commands: Sequence[Command] = ()) -> list[Any]:
-        """Connect to the master that holds the cluster's slot, load the scripts, send
+        """Connect to the master that holds the cluster's slot, load the library, send
         ``commands`` and recover; the replies to ``commands``. A redirection on the way
         is followed, a few at most: MOVED at once, a migration under way after a pause."""
         for redirects in range(1, MAX_REDIRECTS + 1):
@@ -325,7 +327,7 @@ class CommandConnection:
         """Every reply owed on the connection is read after a redirection: make it again
         where the slot is, and send there, first and in their order, the operations that
         were redirected (they did not run). The slot moved with its keys, so the state is
-        as this node left it: the scripts are loaded, and nothing needs recovering."""
+        as this node left it: the library is loaded, and nothing needs recovering."""
         redirection, self._redirected = self._redirected, None
         assert redirection is not None
         self._redirects += 1
@@ -338,13 +340,16 @@ class CommandConnection:
         await self._open(())
 
     async def _open(self, commands: Sequence[Command]) -> list[Any]:
-        """Connect, load the scripts and send ``commands``; their replies."""
+        """Connect, load the library and send ``commands``; their replies."""
         await self._link.connect()
-        loading = [self._load_command(script) for script in self._scripts]
-        answers = await self._ask(*loading, *commands)
-        for script, sha in zip(self._scripts, answers[: len(loading)], strict=True):
-            _check_loaded(script, sha)
-        return answers[len(loading) :]
+        try:
+            loaded, *answers = await self._ask(self._load_command(), *commands)
+        except ResponseError as error:
+            if is_redirection(error):
+                raise
+            raise library_refused(self._url, error) from None
+        _check_loaded(self._library, loaded)
+        return answers
 
     async def _ask(self, *commands: Command) -> list[Any]:
         """Send ``commands`` in one round trip and read their replies, while nothing else
@@ -457,15 +462,12 @@ class CommandConnection:
         if not isinstance(answer, ResponseError):
             self._redirects = 0
             _call(on_reply, answer)
-        elif isinstance(answer, NoScriptError):
-            # Redis lost its scripts: load them again, then this operation goes again.
+        elif is_missing_function(answer):
+            # Redis lost the library: load it again, then this operation goes again.
             if not self._loading:
                 self._loading = True
                 log.warning("Redis lost the scripts; loading them again")
-                self._again += [
-                    (self._load_command(script), partial(self._loaded, script), _unanswered)
-                    for script in self._scripts
-                ]
+                self._again.append((self._load_command(), self._loaded, _unanswered))
             self._again.append(call)
         elif is_redirection(answer):
             # It did not run: it goes again where the slot is, once the replies owed on
@@ -477,12 +479,13 @@ class CommandConnection:
             log.error("Redis refused %s: %s", command[0], answer)
             _call(on_error, BackendUnavailableError(f"Redis refused {command[0]!r}: {answer}"))
 
-    def _load_command(self, script: Script) -> Command:
-        return (b"SCRIPT", b"LOAD", script.source)
+    def _load_command(self) -> Command:
+        # REPLACE: the same code again (a library of this name is this version's).
+        return (b"FUNCTION", b"LOAD", b"REPLACE", self._library.source)
 
-    def _loaded(self, script: Script, sha: Any) -> None:
+    def _loaded(self, name: Any) -> None:
         self._loading = False
-        _check_loaded(script, sha)
+        _check_loaded(self._library, name)
 
     def _fail_all(self, error: BaseException) -> None:
         """Answer every operation sent but not answered (whether it ran is not known)
@@ -498,7 +501,24 @@ class CommandConnection:
 
 def script_command(script: Script, arguments: Sequence[Any]) -> Command:
     """The command that runs ``script`` with ``arguments`` (its one key among them)."""
-    return (b"EVALSHA", script.sha, b"1", *arguments)
+    return (b"FCALL", script.function, b"1", *arguments)
+
+
+def is_missing_function(error: ResponseError) -> bool:
+    """Whether Redis refused a call because it has no such function (it lost the library)."""
+    return str(error).startswith("Function not found")
+
+
+class LibraryRefusedError(ResponseError):
+    """Redis would not load the scripts' library (too old, or not allowed to)."""
+
+
+def library_refused(url: str, error: ResponseError) -> LibraryRefusedError:
+    """The error for a Redis that would not load the library, as one sentence."""
+    reason = str(error).rstrip(".")
+    if "unknown command" in reason.lower():
+        reason = "it needs Redis 7.0 or newer (FUNCTION LOAD)"
+    return LibraryRefusedError(f"Redis at {where(url)} did not load ackchat's scripts: {reason}")
 
 
 def _pack(commands: Sequence[Command]) -> bytes:
@@ -506,9 +526,9 @@ def _pack(commands: Sequence[Command]) -> bytes:
     return b"".join(map(hiredis.pack_command, commands))
 
 
-def _check_loaded(script: Script, sha: Any) -> None:
-    if isinstance(sha, ResponseError) or sha != script.sha:
-        raise RuntimeError(f"Redis did not load the {script.name} script: {sha!r}")
+def _check_loaded(library: Library, name: Any) -> None:
+    if isinstance(name, ResponseError) or name != library.name:
+        raise RuntimeError(f"Redis did not load the {library.name.decode()} library: {name!r}")
 
 
 def log_crash(task: asyncio.Task[None]) -> None:

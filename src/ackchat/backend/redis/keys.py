@@ -3,7 +3,7 @@
 Every key starts with the cluster's name in a hash tag, ``{<cluster>}:``, so that all of
 a cluster's keys hash to one Redis Cluster slot (a Lua script may then touch any of them)
 and two clusters can share one Redis without meeting. The scripts build the per-member
-and per-room keys with the Lua functions :func:`lua_prelude` writes from the same
+and per-room keys with the Lua function :func:`lua_key_names` writes from the same
 templates, so the layout has one source.
 
 Members are named by their member id (the admission number of the session that first
@@ -115,17 +115,19 @@ class ClusterKeys:
         return self.prefix + PER_KEY["heartbeat"].format(node=node)
 
 
-def lua_prelude() -> str:
-    """Lua that names every key from the prefix in ``ARGV[1]``: ``K.<name>`` for the fixed
-    keys, ``key.<name>(mid)``, ``key.<name>(room)`` or ``key.<name>(node)`` for the others."""
-    lines = ["local P = ARGV[1]", "local K = {}"]
-    lines += [f"K.{name} = P .. {suffix!r}" for name, suffix in FIXED.items()]
-    lines.append("local key = {}")
+def lua_key_names() -> str:
+    """Lua for ``key_names(P)``, which names every key from the prefix ``P``: it returns
+    ``K``, with ``K.<name>`` for the fixed keys, and ``key``, with ``key.<name>(mid)``,
+    ``key.<name>(room)`` or ``key.<name>(node)`` for the others."""
+    lines = ["local function key_names(P)", "  local K = {}"]
+    lines += [f"  K.{name} = P .. {suffix!r}" for name, suffix in FIXED.items()]
+    lines.append("  local key = {}")
     for name, template in PER_KEY.items():
         (argument,) = _PLACEHOLDER.findall(template)
         before, after = template.split("{" + argument + "}")
         lines.append(
-            f"key.{name} = function({argument}) return P .. {before!r} .. {argument}"
+            f"  key.{name} = function({argument}) return P .. {before!r} .. {argument}"
             f" .. {after!r} end"
         )
+    lines += ["  return K, key", "end"]
     return "\n".join(lines) + "\n"
