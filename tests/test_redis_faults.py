@@ -34,6 +34,7 @@ import redis.asyncio
 
 from ackchat.backend.interface import Admitted, BackendUnavailableError
 from ackchat.backend.pending import Pending
+from ackchat.backend.redis import commands
 from ackchat.backend.redis.backend import RedisBackend
 from ackchat.backend.redis.keys import key_prefix
 from ackchat.backend.redis.liveness import FIRST_RETRY
@@ -225,6 +226,29 @@ async def test_a_reader_whose_connection_hangs_is_found_deaf_and_reconnected(
     await answer(a.say("Ann", "dev", "and now?"))
     await bob.wait_for_text("Ann", "and now?")
     assert bob.texts("Ann") == ["can you hear me?", "and now?"]
+
+
+async def test_a_command_connection_that_hangs_times_out_and_reconnects(
+    open_node: OpenNode, proxy: RedisProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(commands, "REPLY_TIMEOUT", 0.5)
+    node = await open_node("a", url=proxy.url())
+    await join(node, Inbox(), "Ann")
+    assert proxy.hang(b":commands") == 1
+    began = time.monotonic()
+    with pytest.raises(BackendUnavailableError, match=r"no reply within 0\.5 seconds"):
+        await answer(node.who())
+    assert time.monotonic() - began < 0.5 + 1.0
+
+    async def back() -> bool:
+        try:
+            return await answer(node.who()) == [("Ann", [])]
+        except BackendUnavailableError:
+            return False
+
+    await until(back, "the node is back on Redis over a new connection")
+    counts = node.links
+    assert (counts.command_faults["timeout"], counts.command_reconnects) == (1, 1)
 
 
 async def test_while_redis_refuses_operations_fail_at_once_and_attempts_back_off(

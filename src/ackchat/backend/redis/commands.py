@@ -88,12 +88,12 @@ def make_connection(
     url: str,
     name: str,
     *,
-    reply_timeout: float = REPLY_TIMEOUT,
+    reply_timeout: float | None = REPLY_TIMEOUT,
     address: Address | None = None,
 ) -> AbstractConnection:
     """A redis-py connection to ``url`` that never retries, named ``name`` in CLIENT LIST;
     to ``address`` instead of the URL's host and port if given (with the URL's password,
-    TLS and database all the same).
+    TLS and database all the same). With no ``reply_timeout``, its user bounds each wait.
 
     It speaks RESP2, whose replies are plain arrays however the command answers (RESP3
     would make some of them maps), so the replies are read the same way everywhere.
@@ -146,7 +146,7 @@ class MasterLink:
     A new connection goes to the master last named, or to the URL's Redis if that one
     cannot be reached (a failover took it away): from there a redirection leads on."""
 
-    def __init__(self, url: str, name: str, reply_timeout: float) -> None:
+    def __init__(self, url: str, name: str, reply_timeout: float | None) -> None:
         self._url = url
         self._name = name
         self._reply_timeout = reply_timeout
@@ -209,7 +209,9 @@ class CommandConnection:
         makes the waits between reconnection attempts; ``lost`` is told when the
         connection fails."""
         self._url = url
-        self._link = MasterLink(url, name, REPLY_TIMEOUT)
+        # No timeout of redis-py's: it would start a task for every write (wait_for); one
+        # bound of this class's covers a batch's write and its replies instead.
+        self._link = MasterLink(url, name, None)
         self._library = library
         self._recover = recover
         self._delays = delays
@@ -341,7 +343,13 @@ class CommandConnection:
 
     async def _open(self, commands: Sequence[Command]) -> list[Any]:
         """Connect, load the library and send ``commands``; their replies."""
-        await self._link.connect()
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT + REPLY_TIMEOUT):
+                await self._link.connect()
+        except TimeoutError:
+            raise RedisTimeoutError(
+                f"no answer within {CONNECT_TIMEOUT + REPLY_TIMEOUT:g} seconds of connecting"
+            ) from None
         try:
             loaded, *answers = await self._ask(self._load_command(), *commands)
         except ResponseError as error:
@@ -369,11 +377,16 @@ class CommandConnection:
                 self._wake.clear()
                 await self._wake.wait()
             try:
-                await self._send_waiting()
-                if self._sent:
-                    await self._read_oldest()
-                elif self._redirected is not None:
-                    await self._follow()
+                try:
+                    # One bound for a batch: a timer per reply costs more than reading it.
+                    async with asyncio.timeout(REPLY_TIMEOUT):
+                        await self._send_waiting()
+                        if self._sent:
+                            await self._read_oldest()
+                        elif self._redirected is not None:
+                            await self._follow()
+                except TimeoutError:
+                    raise RedisTimeoutError(f"no reply within {REPLY_TIMEOUT:g} seconds") from None
             except (RedisError, OSError) as error:
                 if self._stopping:
                     return
@@ -440,21 +453,16 @@ class CommandConnection:
         """Read the replies of the oldest batch, sending what is queued meanwhile."""
         batch = self._sent[0]
         connection = self._connection
-        try:
-            # One bound for the batch: a timer per reply costs more than reading it.
-            async with asyncio.timeout(REPLY_TIMEOUT):
-                while batch.read < len(batch.calls):
-                    try:
-                        answer = await connection.read_response(timeout=math.inf)
-                    except ResponseError as error:
-                        answer = error
-                    call = batch.calls[batch.read]
-                    batch.read += 1
-                    self._answer(call, answer)
-                    if self._queue or self._again:
-                        await self._send_waiting()
-        except TimeoutError:
-            raise RedisTimeoutError(f"no reply within {REPLY_TIMEOUT:g} seconds") from None
+        while batch.read < len(batch.calls):
+            try:
+                answer = await connection.read_response(timeout=math.inf)
+            except ResponseError as error:
+                answer = error
+            call = batch.calls[batch.read]
+            batch.read += 1
+            self._answer(call, answer)
+            if self._queue or self._again:
+                await self._send_waiting()
         self._sent.popleft()
 
     def _answer(self, call: Call, answer: Any) -> None:
