@@ -7,16 +7,18 @@ import os
 import re
 import socket
 import sys
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from ackchat.bench.stats import Measurement
 from comparison.analysis import BROWSER_CPU
-from comparison.browser import serving
-from comparison.plan import QUICK, scenarios
+from comparison.browser import process_tree, serving
+from comparison.plan import QUICK, WARM_UP, scenarios
 from comparison.processes import running
-from comparison.rounds import merge_options, run_rounds, wrong_replies
-from comparison.servers import HTTP, REDIS, UVLOOP, Server, lineup
+from comparison.rounds import TURNS, averaged, merge_options, run_rounds, wrong_replies
+from comparison.servers import ACKCHAT, HTTP, REDIS, UVLOOP, Server, lineup
 
 
 def test_each_server_is_talked_to_its_own_way() -> None:
@@ -78,3 +80,69 @@ def test_ackchat_http_has_the_dashboard_open_and_live_while_it_is_measured() -> 
     assert served.dashboard.process.returncode == 0
     with pytest.raises(ProcessLookupError):
         os.kill(served.pid, 0)
+
+
+def test_runs_taken_in_turns_are_averaged_into_one() -> None:
+    first = {"rate": 100.0, "replies": 300, "saturated": False, "round": 2, "scenario": "x"}
+    second = {"rate": 200.0, "replies": 500, "saturated": True, "round": 2, "scenario": "x"}
+    assert averaged([first, second]) == {
+        "rate": 150.0,
+        "replies": 400.0,
+        "saturated": True,
+        "round": 2,
+        "scenario": "x",
+    }
+
+
+def states(root: int) -> set[str]:
+    """The states (/proc/PID/stat) of process ``root`` and its descendants."""
+    found = set()
+    for pid in process_tree(root):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        found.add(stat.rsplit(")", 1)[1].split()[0])
+    return found
+
+
+def test_ackchat_and_ackchat_http_take_the_hot_scenarios_in_turns() -> None:
+    servers = [
+        server for server in lineup(None, False, dashboard=True) if server.name in (ACKCHAT, HTTP)
+    ]
+    assert [server.name for server in servers] == [ACKCHAT, HTTP]
+    short = {WARM_UP, "echo 3/1", "cold"}
+    plan = [
+        replace(scenario, options=replace(scenario.options, warmup=0.0, duration=0.3))
+        for scenario in scenarios(QUICK)
+        if scenario.key in short
+    ]
+    log = io.StringIO()
+    results, failures = run_rounds(servers, plan, 1, log)
+    assert failures == []
+    runs = [line.strip() for line in log.getvalue().splitlines()[1:]]
+    # ackchat's cold start alone, on its own server first; then both, side by side.
+    assert runs == [
+        f"{ACKCHAT}: cold",
+        f"{ACKCHAT}: {WARM_UP}",
+        f"{HTTP}: {WARM_UP}",
+        *(f"{name}: echo 3/1" for name in TURNS),
+    ]
+    assert set(results[ACKCHAT]) == {"cold", "echo 3/1"}
+    (plain,) = results[ACKCHAT]["echo 3/1"]
+    (http,) = results[HTTP]["echo 3/1"]
+    assert (plain["round"], http["round"]) == (1, 1)
+    assert BROWSER_CPU in http
+    assert BROWSER_CPU not in plain
+
+
+def test_a_paused_dashboard_is_stopped_and_goes_on_after() -> None:
+    http = next(server for server in lineup(None, False, dashboard=True) if server.name == HTTP)
+    with serving(http) as served:
+        assert served.dashboard is not None
+        root = served.dashboard.process.pid
+        with served.paused():
+            assert states(root) == {"T"}
+        assert "T" not in states(root)
+    # The helper found the page live at the end, its feed never lost.
+    assert served.dashboard.process.returncode == 0

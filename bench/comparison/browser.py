@@ -13,10 +13,12 @@ measured from /proc around each scenario.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import json
 import os
 import select
+import signal
 import subprocess
 import sys
 import tempfile
@@ -78,8 +80,8 @@ def stat_times(stat: str) -> tuple[int, int]:
     return int(fields[1]), sum(int(field) for field in fields[11:15])
 
 
-def tree_cpu_seconds(root: int) -> float:
-    """CPU seconds used so far by process ``root`` and all its descendants alive now."""
+def process_tree(root: int) -> dict[int, int]:
+    """Process ``root`` and all its descendants alive now: pid -> CPU ticks used so far."""
     parents: dict[int, int] = {}
     ticks: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
@@ -97,7 +99,19 @@ def tree_cpu_seconds(root: int) -> float:
         found = {pid for pid, parent in parents.items() if parent in tree} - tree
         tree |= found
         grown = bool(found)
-    return sum(ticks.get(pid, 0) for pid in tree) / os.sysconf("SC_CLK_TCK")
+    return {pid: ticks.get(pid, 0) for pid in tree}
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU seconds used so far by process ``root`` and all its descendants alive now."""
+    return sum(process_tree(root).values()) / os.sysconf("SC_CLK_TCK")
+
+
+def signal_tree(root: int, number: signal.Signals) -> None:
+    """Send signal ``number`` to process ``root`` and all its descendants alive now."""
+    for pid in process_tree(root):
+        with contextlib.suppress(ProcessLookupError):  # It exited meanwhile.
+            os.kill(pid, number)
 
 
 def read_report(
@@ -129,6 +143,17 @@ class Dashboard:
     def cpu_seconds(self) -> float:
         """CPU seconds the browser (chromium and Playwright's driver) has used so far."""
         return tree_cpu_seconds(self.process.pid)
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """The browser stopped (SIGSTOP) meanwhile, so that it takes no CPU from another
+        server's measurement; it goes on (SIGCONT) on the way out, and catches up with
+        what its feed sent meanwhile."""
+        signal_tree(self.process.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            signal_tree(self.process.pid, signal.SIGCONT)
 
 
 @contextmanager
@@ -188,6 +213,15 @@ class Served:
         elapsed = time.monotonic() - started
         if elapsed > 0:
             figures[BROWSER_CPU] = 100 * (self.dashboard.cpu_seconds() - cpu) / elapsed
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """The dashboard open on it, if any, paused meanwhile (Dashboard.paused)."""
+        if self.dashboard is None:
+            yield
+            return
+        with self.dashboard.paused():
+            yield
 
 
 @contextmanager

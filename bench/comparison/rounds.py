@@ -1,4 +1,6 @@
 """Running the plan: each server in turn, every scenario that applies, round after round.
+When both ackchat and ackchat http are measured, they run side by side and take the
+hot-path scenarios in turns (run_in_turns), since the HTTP side's target is a 5% bound.
 
 A measurement that fails (the run could not be made, or a reply was wrong: a fast wrong
 answer is no result) is said in one sentence and left out; the rest goes on, so that one
@@ -8,6 +10,7 @@ failure does not lose a long run.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import replace
 from typing import TextIO
 
@@ -15,10 +18,14 @@ from ackchat.bench.runner import BenchFailedError, run_bench_options
 from ackchat.bench.stats import Measurement, summarize
 from ackchat.settings import BenchSettings
 from comparison import ComparisonError
-from comparison.analysis import Results, add_cold_ratios
-from comparison.browser import serving
+from comparison.analysis import Results, Summary, add_cold_ratios
+from comparison.analysis import number as as_number
+from comparison.browser import Served, serving
 from comparison.plan import WARM_UP, Scenario
-from comparison.servers import Server
+from comparison.servers import ACKCHAT, HTTP, Server
+
+# The order in which ackchat and ackchat http take a hot-path scenario in one round.
+TURNS = (ACKCHAT, HTTP, HTTP, ACKCHAT)
 
 
 def merge_options(
@@ -45,33 +52,101 @@ def wrong_replies(measurement: Measurement) -> str | None:
     return f"{measurement.errors:,} wrong replies{first}"
 
 
+def measure(
+    server: Server, served: Served, scenario: Scenario, number: int, log: TextIO
+) -> Summary | str:
+    """One run of ``scenario`` against ``served``: its summary, or the failure."""
+    print(f"  {server.name}: {scenario.key}", file=log, flush=True)
+    options = merge_options(server.load, scenario.options, served.port, served.pid)
+    try:
+        with served.during() as beside:
+            measurement = run_bench_options(options)
+    except BenchFailedError as error:
+        problem: str | None = str(error).rstrip(".")
+    else:
+        problem = wrong_replies(measurement)
+    if problem is not None:
+        failure = f"{server.name}: {scenario.key} in round {number}: {problem}."
+        print(f"  {failure}", file=log, flush=True)
+        return failure
+    return {**summarize(measurement), **beside, "round": number}
+
+
 def run_server(
-    server: Server, plan: Sequence[Scenario], number: int, results: Results, log: TextIO
+    server: Server,
+    plan: Sequence[Scenario],
+    number: int,
+    results: Results,
+    log: TextIO,
+    *,
+    hot: bool = True,
 ) -> list[str]:
     """Start ``server`` (and the dashboard on it, for ackchat http), run each scenario of
-    the plan that applies; returns the failures."""
+    the plan that applies (without the hot-path ones unless ``hot``); returns the
+    failures."""
     failures = []
     with serving(server) as served:
         for scenario in plan:
-            if not scenario.applies_to(server.name):
+            if not scenario.applies_to(server.name) or (scenario.hot and not hot):
                 continue
-            print(f"  {server.name}: {scenario.key}", file=log, flush=True)
-            options = merge_options(server.load, scenario.options, served.port, served.pid)
-            try:
-                with served.during() as beside:
-                    measurement = run_bench_options(options)
-            except BenchFailedError as error:
-                problem: str | None = str(error).rstrip(".")
-            else:
-                problem = wrong_replies(measurement)
-            if problem is not None:
-                failure = f"{server.name}: {scenario.key} in round {number}: {problem}."
-                print(f"  {failure}", file=log, flush=True)
-                failures.append(failure)
+            outcome = measure(server, served, scenario, number, log)
+            if isinstance(outcome, str):
+                failures.append(outcome)
             elif scenario.key != WARM_UP:
-                summary = {**summarize(measurement), **beside, "round": number}
-                results.setdefault(server.name, {}).setdefault(scenario.key, []).append(summary)
+                results.setdefault(server.name, {}).setdefault(scenario.key, []).append(outcome)
     return failures
+
+
+def run_in_turns(
+    plain: Server,
+    http: Server,
+    plan: Sequence[Scenario],
+    number: int,
+    results: Results,
+    log: TextIO,
+) -> list[str]:
+    """ackchat and ackchat http side by side, started afresh: each hot-path scenario runs
+    against them in TURNS, the browser paused during ackchat's turns, and each one's two
+    turns are averaged. Runs seconds apart on this machine differ by more than the 5% the
+    HTTP side may cost; taken in turns, the drift falls on both alike. Returns the
+    failures."""
+    failures: list[str] = []
+    with serving(plain) as plain_served, serving(http) as http_served:
+        side = {ACKCHAT: (plain, plain_served), HTTP: (http, http_served)}
+        for scenario in plan:
+            if not scenario.hot:
+                continue
+            turns = (ACKCHAT, HTTP) if scenario.key == WARM_UP else TURNS
+            done: dict[str, list[Summary]] = {ACKCHAT: [], HTTP: []}
+            for name in turns:
+                server, served = side[name]
+                with http_served.paused() if name == ACKCHAT else nullcontext():
+                    outcome = measure(server, served, scenario, number, log)
+                if isinstance(outcome, str):
+                    failures.append(outcome)
+                else:
+                    done[name].append(outcome)
+            if scenario.key == WARM_UP:
+                continue
+            for name, summaries in done.items():
+                if len(summaries) == turns.count(name):
+                    results.setdefault(name, {}).setdefault(scenario.key, []).append(
+                        averaged(summaries)
+                    )
+    return failures
+
+
+def averaged(summaries: Sequence[Summary]) -> Summary:
+    """One summary of several runs of a scenario: numbers averaged, ``saturated`` if any
+    run was, the rest as the first run had it."""
+    first = summaries[0]
+    merged = dict(first)
+    for key, value in first.items():
+        if isinstance(value, bool):
+            merged[key] = any(summary[key] for summary in summaries)
+        elif isinstance(value, int | float) and key != "round":
+            merged[key] = sum(as_number(summary[key]) for summary in summaries) / len(summaries)
+    return merged
 
 
 def run_rounds(
@@ -83,11 +158,17 @@ def run_rounds(
     """
     results: Results = {}
     failures: list[str] = []
+    by_name = {server.name: server for server in servers}
+    paired = ACKCHAT in by_name and HTTP in by_name
     for number in range(1, rounds + 1):
         print(f"round {number} of {rounds}", file=log, flush=True)
         for server in servers:
             try:
-                failures.extend(run_server(server, plan, number, results, log))
+                if not paired or server.name not in (ACKCHAT, HTTP):
+                    failures.extend(run_server(server, plan, number, results, log))
+                elif server.name == ACKCHAT:
+                    failures.extend(run_server(server, plan, number, results, log, hot=False))
+                    failures.extend(run_in_turns(server, by_name[HTTP], plan, number, results, log))
             except ComparisonError as error:
                 failure = f"round {number}: {error}"
                 print(f"  {failure}", file=log, flush=True)
