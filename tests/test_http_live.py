@@ -11,7 +11,14 @@ import aiohttp
 import pytest
 
 from ackchat.http.app import PAGE_POLICY
-from ackchat.http.live import CHECK_INTERVAL, PUSH_INTERVAL, STEADY_AFTER, PushSchedule, Samples
+from ackchat.http.live import (
+    CHECK_INTERVAL,
+    PUSH_INTERVAL,
+    STEADY_AFTER,
+    STEADY_INTERVAL,
+    PushSchedule,
+    Samples,
+)
 from ackchat.http.views import LocalClient, dashboard_view
 from ackchat.records import DisconnectReason, SessionRecord, StatusSnapshot
 from adminhttp import TOKEN, AdminFactory, admin_api
@@ -27,7 +34,7 @@ def looks(schedule: PushSchedule[int], seen: list[tuple[float, int]]) -> list[fl
 
 
 def test_the_push_schedule_tests_assume_its_intervals() -> None:
-    assert (PUSH_INTERVAL, STEADY_AFTER) == (1.0, 1.0)
+    assert (PUSH_INTERVAL, STEADY_AFTER, STEADY_INTERVAL) == (1.0, 1.0, 2.0)
 
 
 def test_a_change_is_pushed_at_the_next_look_and_nothing_else_until_a_second_passed() -> None:
@@ -36,10 +43,10 @@ def test_a_change_is_pushed_at_the_next_look_and_nothing_else_until_a_second_pas
     assert looks(schedule, seen) == [0.25, 0.75, 1.75]
 
 
-def test_changes_at_every_look_are_pushed_once_a_second_after_their_first_second() -> None:
+def test_changes_at_every_look_are_pushed_every_two_seconds_after_their_first() -> None:
     schedule: PushSchedule[int] = PushSchedule(0.0)
     churn = [(0.25 * step, step) for step in range(1, 23)]  # a change at every look to 5.5
-    assert looks(schedule, churn) == [0.25, 0.5, 0.75, 1.0, 2.0, 3.0, 4.0, 5.0]
+    assert looks(schedule, churn) == [0.25, 0.5, 0.75, 1.0, 3.0, 5.0]
     # The first look that sees no new change pushes the last ones at once.
     assert looks(schedule, [(5.75, 22), (6.0, 22)]) == [5.75]
     # A change after that pause is pushed at once again.

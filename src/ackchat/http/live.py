@@ -10,9 +10,10 @@ arrivals, departures and refusals change, on this server or on any node of its c
 (looked at four times a second: this server's counters, and the backend's cheap
 ``version``, one round trip to Redis in a cluster), and at least once a second
 otherwise (idle times grow, names and rooms change). Changes that go on without a pause
-(connect/exit churn) are pushed once a second after their first second
-(:class:`PushSchedule`): a page redrawn four times a second costs its browser about
-10% of a core, which on the server's own machine is taken from the server. One backend
+(connect/exit churn) are pushed every two seconds after their first second
+(:class:`PushSchedule`): a page redrawn four times a second cost its browser about 10% of
+a core, once a second about 5%, which on the server's own machine is taken from the
+server. One backend
 snapshot per update serves every open dashboard, and each gets it bounded by its own
 search (views.dashboard_view). A dashboard that reads slowly gets the latest update when it
 reads again, never a queue of old ones. Nothing is done while no dashboard is open
@@ -45,8 +46,9 @@ SAMPLES_KEPT = 600
 # How often the feed looks for a change to push, and the longest time between updates.
 CHECK_INTERVAL = 0.25
 PUSH_INTERVAL = 1.0
-# After this many seconds of changes at every look, they are pushed once a PUSH_INTERVAL.
+# After this many seconds of changes at every look, they are pushed once a STEADY_INTERVAL.
 STEADY_AFTER = 1.0
+STEADY_INTERVAL = 2.0
 # What an update holds at most: clients shown (by default, and the most one may ask for),
 # latest departures, largest rooms, and member names per room.
 CLIENTS_SHOWN = 100
@@ -75,7 +77,7 @@ Version = tuple[tuple[int, ...], tuple[int, ...] | None]
 class PushSchedule(Generic[V]):
     """When the feed pushes, given what it sees at each look: a change at once, and at
     least every PUSH_INTERVAL; but changes seen at every look for STEADY_AFTER seconds
-    are pushed once a PUSH_INTERVAL while they go on, and at the first look that sees
+    are pushed once a STEADY_INTERVAL while they go on, and at the first look that sees
     no new one. ``V`` is what changes (compared with ``!=``)."""
 
     def __init__(self, now: float) -> None:
@@ -94,8 +96,12 @@ class PushSchedule(Generic[V]):
         else:
             self._changing_since = None
         self._seen = latest
-        steady = self._changing_since is not None and now - self._changing_since >= STEADY_AFTER
-        if now - self._last_push >= PUSH_INTERVAL or (latest != self._pushed and not steady):
+        since = now - self._last_push
+        if self._changing_since is not None and now - self._changing_since >= STEADY_AFTER:
+            due = since >= STEADY_INTERVAL
+        else:
+            due = since >= PUSH_INTERVAL or latest != self._pushed
+        if due:
             self._pushed, self._last_push = latest, now
             return True
         return False
