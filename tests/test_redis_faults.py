@@ -240,13 +240,7 @@ async def test_a_command_connection_that_hangs_times_out_and_reconnects(
         await answer(node.who())
     assert time.monotonic() - began < 0.5 + 1.0
 
-    async def back() -> bool:
-        try:
-            return await answer(node.who()) == [("Ann", [])]
-        except BackendUnavailableError:
-            return False
-
-    await until(back, "the node is back on Redis over a new connection")
+    await back_on_redis(node, "the node is back on Redis over a new connection")
     counts = node.links
     assert (counts.command_faults["timeout"], counts.command_reconnects) == (1, 1)
 
@@ -277,13 +271,19 @@ async def test_while_redis_refuses_operations_fail_at_once_and_attempts_back_off
 
     proxy.let_in()
 
+    await back_on_redis(node, "the node is back on Redis")
+
+
+async def back_on_redis(node: RedisBackend, what: str) -> None:
+    """Wait (bounded) until ``node`` answers again, with Ann as its one client."""
+
     async def back() -> bool:
         try:
             return await answer(node.who()) == [("Ann", [])]
         except BackendUnavailableError:
             return False
 
-    await until(back, "the node is back on Redis")
+    await until(back, what)
 
 
 def refused(result: Pending[Any]) -> bool:
