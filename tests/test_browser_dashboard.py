@@ -149,7 +149,7 @@ async def test_an_update_rebuilds_only_the_parts_that_changed(
     await client.send("exit")
     page = await dashboard(shared_pages, admin.url)
     await expect(page.locator("#departure-list li")).to_have_count(1)
-    # Mark the elements shown now; the feed pushes at least once a second.
+    # Mark the elements shown now; the feed pushes every two seconds at least.
     await page.evaluate(
         """() => { window.marked = ["#limit-list dt", "#departure-list li"]
             .map((selector) => document.querySelector(selector)); }"""

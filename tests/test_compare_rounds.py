@@ -13,11 +13,20 @@ from pathlib import Path
 import pytest
 
 from ackchat.bench.stats import Measurement
+from ackchat.http.live import STEADY_AFTER
 from comparison.analysis import BROWSER_CPU
 from comparison.browser import process_tree, serving
 from comparison.plan import QUICK, WARM_UP, scenarios
 from comparison.processes import running
-from comparison.rounds import TURNS, averaged, merge_options, run_rounds, wrong_replies
+from comparison.rounds import (
+    TURN_WARMUP,
+    TURNS,
+    averaged,
+    in_turns,
+    merge_options,
+    run_rounds,
+    wrong_replies,
+)
 from comparison.servers import ACKCHAT, HTTP, REDIS, UVLOOP, Server, lineup
 
 
@@ -134,6 +143,22 @@ def test_ackchat_and_ackchat_http_take_the_hot_scenarios_in_turns() -> None:
     assert (plain["round"], http["round"]) == (1, 1)
     assert BROWSER_CPU in http
     assert BROWSER_CPU not in plain
+
+
+def test_a_turn_warms_up_past_the_feeds_first_second_of_a_change() -> None:
+    # The feed pushes at every look for its first STEADY_AFTER seconds of a change.
+    assert TURN_WARMUP > STEADY_AFTER
+    for scenario in scenarios(QUICK):
+        assert in_turns(scenario).options.warmup == max(scenario.options.warmup, TURN_WARMUP)
+        assert replace(in_turns(scenario).options, warmup=0) == replace(scenario.options, warmup=0)
+    # A longer warm-up is kept.
+    longer = [
+        scenario
+        for scenario in scenarios(replace(QUICK, warmup=TURN_WARMUP + 1))
+        if scenario.options.warmup > TURN_WARMUP
+    ]
+    assert longer
+    assert [in_turns(scenario) for scenario in longer] == longer
 
 
 def test_a_paused_dashboard_is_stopped_and_goes_on_after() -> None:

@@ -15,7 +15,6 @@ from ackchat.http.live import (
     CHECK_INTERVAL,
     PUSH_INTERVAL,
     STEADY_AFTER,
-    STEADY_INTERVAL,
     PushSchedule,
     Samples,
 )
@@ -34,13 +33,13 @@ def looks(schedule: PushSchedule[int], seen: list[tuple[float, int]]) -> list[fl
 
 
 def test_the_push_schedule_tests_assume_its_intervals() -> None:
-    assert (PUSH_INTERVAL, STEADY_AFTER, STEADY_INTERVAL) == (1.0, 1.0, 2.0)
+    assert (CHECK_INTERVAL, PUSH_INTERVAL, STEADY_AFTER) == (0.25, 2.0, 1.0)
 
 
-def test_a_change_is_pushed_at_the_next_look_and_nothing_else_until_a_second_passed() -> None:
+def test_a_change_is_pushed_at_the_next_look_and_nothing_else_for_two_seconds() -> None:
     schedule: PushSchedule[int] = PushSchedule(0.0)
-    seen = [(0.25, 1), (0.5, 1), (0.75, 2), (1.0, 2), (1.25, 2), (1.5, 2), (1.75, 2)]
-    assert looks(schedule, seen) == [0.25, 0.75, 1.75]
+    seen = [(0.25, 1), (0.5, 1), (0.75, 2), *((0.25 * step, 2) for step in range(4, 12))]
+    assert looks(schedule, seen) == [0.25, 0.75, 2.75]
 
 
 def test_changes_at_every_look_are_pushed_every_two_seconds_after_their_first() -> None:
@@ -53,10 +52,10 @@ def test_changes_at_every_look_are_pushed_every_two_seconds_after_their_first() 
     assert looks(schedule, [(6.25, 23)]) == [6.25]
 
 
-def test_the_schedule_pushes_whatever_it_sees_a_second_after_the_last_push() -> None:
+def test_the_schedule_pushes_whatever_it_sees_two_seconds_after_the_last_push() -> None:
     schedule: PushSchedule[int] = PushSchedule(0.0)
     assert looks(schedule, [(0.25, 0), (0.5, 0)]) == [0.25]
-    assert looks(schedule, [(1.0, 0), (1.25, 0)]) == [1.25]
+    assert looks(schedule, [(2.0, 0), (2.25, 0), (2.5, 0)]) == [2.25]
 
 
 def test_samples_are_rates_from_the_running_totals() -> None:

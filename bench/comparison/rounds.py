@@ -16,6 +16,7 @@ from typing import TextIO
 
 from ackchat.bench.runner import BenchFailedError, run_bench_options
 from ackchat.bench.stats import Measurement, summarize
+from ackchat.http.live import STEADY_AFTER
 from ackchat.settings import BenchSettings
 from comparison import ComparisonError
 from comparison.analysis import Results, Summary, add_cold_ratios
@@ -26,6 +27,12 @@ from comparison.servers import ACKCHAT, HTTP, Server
 
 # The order in which ackchat and ackchat http take a hot-path scenario in one round.
 TURNS = (ACKCHAT, HTTP, HTTP, ACKCHAT)
+# The shortest warm-up of a turn, for both servers. Each turn starts its load on a
+# server left idle by the other's turn, and a dashboard's feed pushes at every look for
+# the first STEADY_AFTER seconds of a change, then every two seconds: under a load that
+# goes on, as a server meets it, that first second comes once, not at every turn. The
+# warm-up takes it, and the page's redraw of the new load.
+TURN_WARMUP = STEADY_AFTER + 0.5
 
 
 def merge_options(
@@ -50,6 +57,12 @@ def wrong_replies(measurement: Measurement) -> str | None:
         return None
     first = f", the first: {measurement.error_samples[0]}" if measurement.error_samples else ""
     return f"{measurement.errors:,} wrong replies{first}"
+
+
+def in_turns(scenario: Scenario) -> Scenario:
+    """``scenario`` as a turn runs it: warmed up for TURN_WARMUP seconds at least."""
+    warmup = max(scenario.options.warmup, TURN_WARMUP)
+    return replace(scenario, options=replace(scenario.options, warmup=warmup))
 
 
 def measure(
@@ -106,27 +119,29 @@ def run_in_turns(
     log: TextIO,
 ) -> list[str]:
     """ackchat and ackchat http side by side, started afresh: each hot-path scenario runs
-    against them in TURNS, the browser paused during ackchat's turns, and each one's two
-    turns are averaged. Runs seconds apart on this machine differ by more than the 5% the
-    HTTP side may cost; taken in turns, the drift falls on both alike. Returns the
-    failures."""
+    against them in TURNS (warmed up for TURN_WARMUP at least), the browser paused during
+    ackchat's turns, and each one's two turns are averaged. Runs seconds apart on this
+    machine differ by more than the 5% the HTTP side may cost; taken in turns, the drift
+    falls on both alike. Returns the failures."""
     failures: list[str] = []
     with serving(plain) as plain_served, serving(http) as http_served:
         side = {ACKCHAT: (plain, plain_served), HTTP: (http, http_served)}
         for scenario in plan:
             if not scenario.hot:
                 continue
-            turns = (ACKCHAT, HTTP) if scenario.key == WARM_UP else TURNS
+            warm_up = scenario.key == WARM_UP
+            turns = (ACKCHAT, HTTP) if warm_up else TURNS
+            taken = scenario if warm_up else in_turns(scenario)
             done: dict[str, list[Summary]] = {ACKCHAT: [], HTTP: []}
             for name in turns:
                 server, served = side[name]
                 with http_served.paused() if name == ACKCHAT else nullcontext():
-                    outcome = measure(server, served, scenario, number, log)
+                    outcome = measure(server, served, taken, number, log)
                 if isinstance(outcome, str):
                     failures.append(outcome)
                 else:
                     done[name].append(outcome)
-            if scenario.key == WARM_UP:
+            if warm_up:
                 continue
             for name, summaries in done.items():
                 if len(summaries) == turns.count(name):

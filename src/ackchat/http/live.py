@@ -8,16 +8,15 @@ because the server was full), and keeps ten minutes of them for the page's chart
 Pushing: a dashboard's stream gets an update at once, then whenever the service's
 arrivals, departures and refusals change, on this server or on any node of its cluster
 (looked at four times a second: this server's counters, and the backend's cheap
-``version``, one round trip to Redis in a cluster), and at least once a second
-otherwise (idle times grow, names and rooms change). Changes that go on without a pause
-(connect/exit churn) are pushed every two seconds after their first second
-(:class:`PushSchedule`): a page redrawn four times a second cost its browser about 10% of
-a core, once a second about 5%, which on the server's own machine is taken from the
-server. One backend
-snapshot per update serves every open dashboard, and each gets it bounded by its own
-search (views.dashboard_view). A dashboard that reads slowly gets the latest update when it
-reads again, never a queue of old ones. Nothing is done while no dashboard is open
-but the sampling.
+``version``, one round trip to Redis in a cluster), and every two seconds otherwise
+(idle times grow, lines are counted, names and rooms change). Changes that go on
+without a pause (connect/exit churn) are pushed every two seconds too after their first
+second (:class:`PushSchedule`). Each update costs the page's browser a redraw: four a
+second took it about 10% of a core, one a second 3-5%, and on the server's own machine
+that is taken from the server. One backend snapshot per update serves every open
+dashboard, and each gets it bounded by its own search (views.dashboard_view). A
+dashboard that reads slowly gets the latest update when it reads again, never a queue of
+old ones. Nothing is done while no dashboard is open but the sampling.
 """
 
 from __future__ import annotations
@@ -45,10 +44,9 @@ SAMPLE_INTERVAL = 1.0
 SAMPLES_KEPT = 600
 # How often the feed looks for a change to push, and the longest time between updates.
 CHECK_INTERVAL = 0.25
-PUSH_INTERVAL = 1.0
-# After this many seconds of changes at every look, they are pushed once a STEADY_INTERVAL.
+PUSH_INTERVAL = 2.0
+# After this many seconds of changes at every look, they wait for the PUSH_INTERVAL too.
 STEADY_AFTER = 1.0
-STEADY_INTERVAL = 2.0
 # What an update holds at most: clients shown (by default, and the most one may ask for),
 # latest departures, largest rooms, and member names per room.
 CLIENTS_SHOWN = 100
@@ -75,10 +73,10 @@ Version = tuple[tuple[int, ...], tuple[int, ...] | None]
 
 
 class PushSchedule(Generic[V]):
-    """When the feed pushes, given what it sees at each look: a change at once, and at
-    least every PUSH_INTERVAL; but changes seen at every look for STEADY_AFTER seconds
-    are pushed once a STEADY_INTERVAL while they go on, and at the first look that sees
-    no new one. ``V`` is what changes (compared with ``!=``)."""
+    """When the feed pushes, given what it sees at each look: a change at once, and
+    whatever it sees every PUSH_INTERVAL; but changes seen at every look for
+    STEADY_AFTER seconds wait for the PUSH_INTERVAL while they go on, and are pushed at
+    the first look that sees no new one. ``V`` is what changes (compared with ``!=``)."""
 
     def __init__(self, now: float) -> None:
         self._pushed: V | None = None
@@ -96,12 +94,8 @@ class PushSchedule(Generic[V]):
         else:
             self._changing_since = None
         self._seen = latest
-        since = now - self._last_push
-        if self._changing_since is not None and now - self._changing_since >= STEADY_AFTER:
-            due = since >= STEADY_INTERVAL
-        else:
-            due = since >= PUSH_INTERVAL or latest != self._pushed
-        if due:
+        steady = self._changing_since is not None and now - self._changing_since >= STEADY_AFTER
+        if now - self._last_push >= PUSH_INTERVAL or (latest != self._pushed and not steady):
             self._pushed, self._last_push = latest, now
             return True
         return False
