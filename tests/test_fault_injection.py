@@ -36,6 +36,18 @@ def test_no_control_character_survives(text: str) -> None:
     assert not any(is_unsafe(character) for character in cleaned)
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_only_the_unsafe_characters_are_replaced(text: str) -> None:
+    # Printable or not (a no-break space, a zero-width space): the rest is left as it is.
+    expected = "".join("\ufffd" if is_unsafe(character) else character for character in text)
+    assert sanitize(text) == expected
+
+
+def test_unsafe_characters_are_replaced_amid_safe_ones_that_are_not_printable() -> None:
+    assert sanitize("a\u00a0b\u200bc\x07d\u2066") == "a\u00a0b\u200bc\ufffdd\ufffd"
+
+
 def test_status_lines_are_sanitised() -> None:
     record = SessionRecord(1, "Client01\x1b[31m", "evil\nhost:1", 0.0)
     text = session_line(record)
