@@ -30,6 +30,7 @@ from comparison.rounds import (
     wrong_replies,
 )
 from comparison.servers import ACKCHAT, HTTP, REDIS, UVLOOP, Server, lineup
+from lineclient import WAIT
 
 
 def test_each_server_is_talked_to_its_own_way() -> None:
@@ -117,10 +118,10 @@ def states(root: int) -> set[str]:
     return found
 
 
-def states_once(root: int, wanted: Callable[[set[str]], bool], within: float = 5.0) -> set[str]:
+def states_once(root: int, wanted: Callable[[set[str]], bool]) -> set[str]:
     """The states of ``root``'s processes once ``wanted`` holds of them, or as they are
-    after ``within`` seconds: a signal takes effect when its process next runs."""
-    deadline = time.monotonic() + within
+    after the suite's bound: a signal takes effect when its process next runs."""
+    deadline = time.monotonic() + WAIT
     found = states(root)
     while not wanted(found) and time.monotonic() < deadline:
         time.sleep(0.01)
