@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
+import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -157,6 +160,51 @@ def test_ackchat_and_ackchat_http_take_the_hot_scenarios_in_turns() -> None:
     assert (plain["round"], http["round"]) == (1, 1)
     assert BROWSER_CPU in http
     assert BROWSER_CPU not in plain
+
+
+def browser_helper() -> int:
+    """The pid of the running dashboard helper (python -m comparison.browser)."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue  # It exited meanwhile.
+            if b"comparison.browser" in command:
+                return int(entry.name)
+    raise LookupError("no dashboard helper is running")
+
+
+def test_a_round_whose_dashboard_dies_keeps_no_figures_of_its_turns() -> None:
+    servers = [
+        server for server in lineup(None, False, dashboard=True) if server.name in (ACKCHAT, HTTP)
+    ]
+    plan = [
+        replace(scenario, options=replace(scenario.options, warmup=0.0, duration=1.0))
+        for scenario in scenarios(QUICK)
+        if scenario.key in (WARM_UP, "echo 3/1")
+    ]
+    log = io.StringIO()
+
+    def kill_the_browser_during_the_first_http_turn() -> None:
+        deadline = time.monotonic() + WAIT
+        while f"{HTTP}: echo 3/1" not in log.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        helper = browser_helper()
+        for pid in set(process_tree(helper)) - {helper}:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_the_browser_during_the_first_http_turn)
+    killer.start()
+    results, failures = run_rounds(servers, plan, 1, log)
+    killer.join(WAIT)
+    assert len(failures) == 1, failures
+    assert failures[0].startswith(f"round 1: {HTTP}: the browser exited with code"), failures
+    # Every turn ran, but none of the round's side-by-side figures is kept.
+    assert [line.strip() for line in log.getvalue().splitlines()].count(f"{HTTP}: echo 3/1") == 2
+    assert "echo 3/1" not in results.get(ACKCHAT, {})
+    assert "echo 3/1" not in results.get(HTTP, {})
 
 
 def test_a_turn_warms_up_past_the_feeds_first_second_of_a_change() -> None:

@@ -122,8 +122,10 @@ def run_in_turns(
     against them in TURNS (warmed up for TURN_WARMUP at least), the browser paused during
     ackchat's turns, and each one's two turns are averaged. Runs seconds apart on this
     machine differ by more than the 5% the HTTP side may cost; taken in turns, the drift
-    falls on both alike. Returns the failures."""
+    falls on both alike. The round's figures join ``results`` only once the dashboard is
+    known to have stayed live throughout (else ComparisonError). Returns the failures."""
     failures: list[str] = []
+    kept: Results = {}
     with serving(plain) as plain_served, serving(http) as http_served:
         side = {ACKCHAT: (plain, plain_served), HTTP: (http, http_served)}
         for scenario in plan:
@@ -145,9 +147,12 @@ def run_in_turns(
                 continue
             for name, summaries in done.items():
                 if len(summaries) == turns.count(name):
-                    results.setdefault(name, {}).setdefault(scenario.key, []).append(
+                    kept.setdefault(name, {}).setdefault(scenario.key, []).append(
                         averaged(summaries)
                     )
+    for name, by_scenario in kept.items():
+        for key, summaries in by_scenario.items():
+            results.setdefault(name, {}).setdefault(key, []).extend(summaries)
     return failures
 
 
