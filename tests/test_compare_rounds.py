@@ -121,14 +121,28 @@ def states(root: int) -> set[str]:
     return found
 
 
+def polled(condition: Callable[[], bool]) -> bool:
+    """Poll ``condition`` every 10 ms until it holds or the suite's bound passes; whether
+    it held."""
+    deadline = time.monotonic() + WAIT
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def states_once(root: int, wanted: Callable[[set[str]], bool]) -> set[str]:
     """The states of ``root``'s processes once ``wanted`` holds of them, or as they are
     after the suite's bound: a signal takes effect when its process next runs."""
-    deadline = time.monotonic() + WAIT
     found = states(root)
-    while not wanted(found) and time.monotonic() < deadline:
-        time.sleep(0.01)
+
+    def seen() -> bool:
+        nonlocal found
         found = states(root)
+        return wanted(found)
+
+    polled(seen)
     return found
 
 
@@ -185,20 +199,22 @@ def test_a_round_whose_dashboard_dies_keeps_no_figures_of_its_turns() -> None:
         if scenario.key in (WARM_UP, "echo 3/1")
     ]
     log = io.StringIO()
+    killed = threading.Event()
 
     def kill_the_browser_during_the_first_http_turn() -> None:
-        deadline = time.monotonic() + WAIT
-        while f"{HTTP}: echo 3/1" not in log.getvalue() and time.monotonic() < deadline:
-            time.sleep(0.01)
+        if not polled(lambda: f"{HTTP}: echo 3/1" in log.getvalue()):
+            return
         helper = browser_helper()
         for pid in set(process_tree(helper)) - {helper}:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        killed.set()
 
     killer = threading.Thread(target=kill_the_browser_during_the_first_http_turn)
     killer.start()
     results, failures = run_rounds(servers, plan, 1, log)
     killer.join(WAIT)
+    assert killed.is_set(), "the first http turn did not start"
     assert len(failures) == 1, failures
     assert failures[0].startswith(f"round 1: {HTTP}: the browser exited with code"), failures
     # Every turn ran, but none of the round's side-by-side figures is kept.
